@@ -1,0 +1,297 @@
+"""Typed configuration: presets in `configs/*.yaml`, overrides as `section.key=value`.
+
+A configuration has four sections, each a dataclass below. Loading a file or applying an
+override rejects unknown keys and values of the wrong type with a message that names the key
+and where it came from (file path or `--set`). The resolved configuration is written into the
+model directory (`config.yaml`), so a model directory alone is enough to translate.
+
+Example:
+    >>> cfg = load_config("configs/tiny.yaml", overrides=["train.steps=10"])
+    >>> cfg.train.steps
+    10
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import typing
+from typing import Any, Literal, get_args, get_origin
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is invalid; the message names key and source."""
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    """The `model:` section; passed as keyword arguments to `t2t_lite.Transformer`."""
+
+    num_encoder_layers: int = 6
+    num_decoder_layers: int = 6
+    d_model: int = 512
+    num_heads: int = 8
+    d_ff: int = 2048
+    dropout: float = 0.1
+    attention_dropout: float = 0.1
+    ffn_dropout: float = 0.1
+    # "pre": x + f(norm(x)) with a final norm per stack; "post": norm(x + f(x)) (Vaswani et al.).
+    norm: Literal["pre", "post"] = "pre"
+    # Source embedding, target embedding and output projection share one matrix (one vocabulary).
+    share_embeddings: bool = True
+    # With separate vocabularies: tie the target embedding to the output projection.
+    tie_output: bool = True
+    # Longest source or target the model accepts (in pieces, EOS included); longer is cut.
+    max_length: int = 256
+
+
+@dataclasses.dataclass
+class VocabConfig:
+    """The `vocab:` section: SentencePiece model(s) trained from the training text or reused."""
+
+    type: Literal["unigram", "bpe"] = "unigram"
+    size: int = 8000
+    # One model for source and target (required by model.share_embeddings).
+    shared: bool = True
+    # Reuse existing SentencePiece `.model` files instead of training ("" = train one).
+    source_model: str = ""
+    target_model: str = ""
+    character_coverage: float = 1.0
+    # Sentences sampled to train SentencePiece (0 = all).
+    input_sentence_size: int = 2_000_000
+
+
+@dataclasses.dataclass
+class DataConfig:
+    """The `data:` section: where training and validation pairs come from."""
+
+    source: Literal["text", "tfds"] = "text"
+    # Parallel text files (plain or .gz). Relative paths are resolved against the data dir
+    # (`$T2T_DATA_DIR`, else `../shared/data`), then the current directory.
+    train_src: str = ""
+    train_tgt: str = ""
+    valid_src: str = ""
+    valid_tgt: str = ""
+    # TensorFlow Datasets translation dataset, e.g. "ted_hrlr_translate/pt_to_en".
+    tfds_name: str = ""
+    tfds_data_dir: str = ""
+    tfds_train_split: str = "train"
+    tfds_valid_split: str = "validation"
+    src_lang: str = ""
+    tgt_lang: str = ""
+    # Pairs with more pieces than this (EOS included) on either side are dropped from training.
+    max_src_length: int = 100
+    max_tgt_length: int = 100
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """The `train:` section: optimisation, checkpoints, evaluation and logging."""
+
+    seed: int = 1234
+    steps: int = 100_000
+    # Stop after this many minutes of training (0 = no limit); a checkpoint is saved.
+    max_minutes: float = 0.0
+    # Token budget per batch: padded source size and padded target size each stay within it.
+    batch_tokens: int = 4096
+    # Length buckets are this many tokens wide.
+    bucket_width: int = 8
+    shuffle_buffer: int = 100_000
+    schedule: Literal["transformer", "warmup_step"] = "transformer"
+    # transformer: lr = learning_rate * d_model**-0.5 * min(step**-0.5, step * warmup**-1.5).
+    # warmup_step: linear warmup to learning_rate, then multiplied by factors at boundaries.
+    learning_rate: float = 2.0
+    warmup_steps: int = 4000
+    boundaries: list[int] = dataclasses.field(default_factory=list)
+    factors: list[float] = dataclasses.field(default_factory=list)
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.98
+    adam_epsilon: float = 1e-9
+    label_smoothing: float = 0.1
+    # Clip gradients by global norm (0 = off).
+    clip_norm: float = 0.0
+    # Sum gradients over this many batches before each update.
+    accumulate_steps: int = 1
+    mixed_precision: Literal["none", "bfloat16", "float16"] = "none"
+    jit_compile: bool = False
+    log_every: int = 100
+    save_every: int = 1000
+    keep_checkpoints: int = 5
+    # Validation loss and BLEU every N steps (0 = off); BLEU on the first eval_sentences.
+    eval_every: int = 1000
+    eval_sentences: int = 0
+    # Stop when validation BLEU has not improved for this many evaluations (0 = never).
+    early_stopping: int = 0
+    # Average the last N checkpoints at the end of training into `averaged/` (0 or 1 = off).
+    average_last: int = 0
+
+
+@dataclasses.dataclass
+class DecodeConfig:
+    """The `decode:` section: defaults for translation (flags of t2t-translate override)."""
+
+    beam_size: int = 4
+    # GNMT length penalty ((5 + length) / 6) ** alpha; 0 disables it.
+    alpha: float = 0.6
+    # Maximum output length = max_length_a * source_length + max_length_b.
+    max_length_a: float = 1.5
+    max_length_b: int = 10
+    batch_tokens: int = 4096
+    n_best: int = 1
+
+
+@dataclasses.dataclass
+class Config:
+    """The whole configuration: one attribute per YAML section."""
+
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    vocab: VocabConfig = dataclasses.field(default_factory=VocabConfig)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    decode: DecodeConfig = dataclasses.field(default_factory=DecodeConfig)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def flat(self) -> dict[str, Any]:
+        """`{"section.key": value}` for every key; used to compare two configurations."""
+        return {f"{s}.{k}": v for s, section in self.to_dict().items() for k, v in section.items()}
+
+    def validate(self) -> None:
+        """Checks that involve several keys; raises ConfigError."""
+        m = self.model
+        if m.d_model % m.num_heads:
+            raise ConfigError(
+                f"model.d_model={m.d_model} must be divisible by model.num_heads={m.num_heads}"
+            )
+        if m.share_embeddings and not self.vocab.shared:
+            raise ConfigError(
+                "model.share_embeddings=true needs vocab.shared=true (one vocabulary)"
+            )
+        if self.train.accumulate_steps < 1:
+            raise ConfigError("train.accumulate_steps must be >= 1")
+        if self.train.schedule == "warmup_step" and len(self.train.boundaries) != len(
+            self.train.factors
+        ):
+            raise ConfigError("train.boundaries and train.factors must have the same length")
+        for key, value in self.flat().items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+                raise ConfigError(f"{key}={value} must not be negative")
+
+
+_SECTIONS = {
+    "model": ModelConfig,
+    "vocab": VocabConfig,
+    "data": DataConfig,
+    "train": TrainConfig,
+    "decode": DecodeConfig,
+}
+
+
+def _section_types(section: str) -> dict[str, Any]:
+    cls = _SECTIONS[section]
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def _check_value(value: Any, expected: Any, where: str) -> Any:
+    """Returns `value` converted to `expected` (int -> float only), or raises ConfigError."""
+    origin = get_origin(expected)
+    if origin is Literal:
+        choices = get_args(expected)
+        if value not in choices:
+            raise ConfigError(f"{where}: expected one of {list(choices)}, got {value!r}")
+        return value
+    if origin is list:
+        (item_type,) = get_args(expected)
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list of {item_type.__name__}, got {value!r}")
+        return [_check_value(v, item_type, f"{where}[{i}]") for i, v in enumerate(value)]
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if expected is int and isinstance(value, bool) or not isinstance(value, expected):
+        raise ConfigError(f"{where}: expected {expected.__name__}, got {value!r}")
+    return value
+
+
+def _set(cfg: Config, section: str, key: str, value: Any, source: str) -> None:
+    if section not in _SECTIONS:
+        raise ConfigError(
+            f"{source}: unknown section {section!r}; expected one of {list(_SECTIONS)}"
+        )
+    types = _section_types(section)
+    if key not in types:
+        raise ConfigError(
+            f"{source}: unknown key {section}.{key}; {section} has {', '.join(sorted(types))}"
+        )
+    checked = _check_value(value, types[key], f"{source}: {section}.{key}")
+    setattr(getattr(cfg, section), key, checked)
+
+
+def config_from_dict(data: Any, source: str = "<dict>") -> Config:
+    """Builds a Config from nested mappings, starting from the defaults."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping of sections, got {type(data).__name__}")
+    cfg = Config()
+    for section, values in data.items():
+        if section not in _SECTIONS:
+            raise ConfigError(
+                f"{source}: unknown section {section!r}; expected one of {list(_SECTIONS)}"
+            )
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source}: section {section!r} must be a mapping")
+        for key, value in values.items():
+            _set(cfg, section, key, value, source)
+    return cfg
+
+
+def apply_overrides(cfg: Config, overrides: list[str], source: str = "--set") -> Config:
+    """Applies `section.key=value` strings (values parsed as YAML) to a copy of cfg."""
+    cfg = dataclasses.replace(
+        cfg, **{name: dataclasses.replace(getattr(cfg, name)) for name in _SECTIONS}
+    )
+    for item in overrides:
+        name, sep, raw = item.partition("=")
+        section, dot, key = name.strip().partition(".")
+        if not sep or not dot:
+            raise ConfigError(
+                f"{source} {item!r}: expected section.key=value, e.g. train.steps=100"
+            )
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{source} {item!r}: value is not valid YAML: {e}") from None
+        _set(cfg, section, key, value, f"{source} {item!r}")
+    return cfg
+
+
+def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> Config:
+    """Reads a YAML preset, applies overrides, validates; raises ConfigError naming the file."""
+    path = os.fspath(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    cfg = config_from_dict(data, source=path)
+    cfg = apply_overrides(cfg, overrides or [])
+    try:
+        cfg.validate()
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+    return cfg
+
+
+def config_diff(old: Config, new: Config) -> list[str]:
+    """Lines `key: old -> new` for every key whose value differs."""
+    a, b = old.flat(), new.flat()
+    return [f"{k}: {a[k]!r} -> {b[k]!r}" for k in a if a[k] != b[k]]

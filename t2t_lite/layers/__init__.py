@@ -1,0 +1,19 @@
+"""Keras layers of the Transformer; every layer round-trips through get_config/from_config."""
+
+from t2t_lite.layers.attention import MultiHeadAttention
+from t2t_lite.layers.decoder import Decoder, DecoderLayer
+from t2t_lite.layers.embedding import TokenEmbedding
+from t2t_lite.layers.encoder import Encoder, EncoderLayer
+from t2t_lite.layers.feed_forward import FeedForward
+from t2t_lite.layers.positional import SinusoidalPositionalEncoding
+
+__all__ = [
+    "Decoder",
+    "DecoderLayer",
+    "Encoder",
+    "EncoderLayer",
+    "FeedForward",
+    "MultiHeadAttention",
+    "SinusoidalPositionalEncoding",
+    "TokenEmbedding",
+]

@@ -1,0 +1,140 @@
+"""Multi-head scaled dot-product attention with a key/value cache for decoding."""
+
+import keras
+import tensorflow as tf
+
+
+def split_heads(x: tf.Tensor, num_heads: int) -> tf.Tensor:
+    """`[B, T, D] -> [B, H, T, D/H]`."""
+    batch, length = tf.shape(x)[0], tf.shape(x)[1]
+    depth = x.shape[-1] // num_heads
+    x = tf.reshape(x, [batch, length, num_heads, depth])  # [B, T, D] -> [B, T, H, D/H]
+    return tf.transpose(x, [0, 2, 1, 3])  # -> [B, H, T, D/H]
+
+
+def merge_heads(x: tf.Tensor) -> tf.Tensor:
+    """`[B, H, T, D/H] -> [B, T, D]`."""
+    batch, length = tf.shape(x)[0], tf.shape(x)[2]
+    x = tf.transpose(x, [0, 2, 1, 3])  # [B, H, T, D/H] -> [B, T, H, D/H]
+    return tf.reshape(x, [batch, length, x.shape[2] * x.shape[3]])  # -> [B, T, D]
+
+
+@keras.saving.register_keras_serializable(package="t2t_lite")
+class MultiHeadAttention(keras.layers.Layer):
+    """Multi-head attention; self-attention or attention over a memory (encoder output).
+
+    Self-attention projects queries, keys and values with one fused `[D, 3D]` matrix;
+    cross-attention projects queries with `[D, D]` and keys/values with one fused `[D, 2D]`
+    (the same layout CTranslate2 uses, so export needs no reshuffling).
+
+    Decoding support:
+    - self-attention with `cache={"keys": [B, H, t, D/H], "values": ...}`: the new step's
+      keys/values are appended and the grown cache is returned with the output;
+    - cross-attention with `memory_kv=(keys, values)` from `project_memory(memory)`: the
+      encoder-side keys/values are computed once per sentence and reused at every step.
+
+    Args:
+        num_heads: H.
+        d_model: D, the input and output width (divisible by H).
+        self_attention: True for self-attention, False for attention over a memory.
+        dropout: dropout rate on the attention probabilities.
+        **kwargs: passed to `keras.layers.Layer`.
+
+    Call arguments:
+        query: `[B, T, D]`.
+        memory: `[B, S, D]` for cross-attention (ignored when `memory_kv` is given).
+        attention_mask: bool, broadcastable to `[B, H, T, S]`, True = may attend.
+        cache: self-attention only; a dict of keys/values of previous steps.
+        memory_kv: cross-attention only; `(keys, values)`, each `[B, H, S, D/H]`.
+        return_weights: also return the attention probabilities `[B, H, T, S]`.
+        training: dropout on or off.
+
+    Returns:
+        `[B, T, D]`; with a cache, `(output, new_cache)`; with `return_weights`, the
+        probabilities are appended to what would be returned.
+
+    Example:
+        >>> mha = MultiHeadAttention(num_heads=2, d_model=8)
+        >>> mha(tf.zeros([1, 3, 8])).shape
+        TensorShape([1, 3, 8])
+
+    References:
+        Vaswani et al., "Attention Is All You Need", 2017, section 3.2.
+    """
+
+    def __init__(self, num_heads, d_model, self_attention=True, dropout=0.0, **kwargs):
+        super().__init__(**kwargs)
+        if d_model % num_heads:
+            raise ValueError(f"d_model={d_model} is not divisible by num_heads={num_heads}")
+        self.num_heads = num_heads
+        self.d_model = d_model
+        self.self_attention = self_attention
+        self.dropout = dropout
+        if self_attention:
+            self.qkv_proj = keras.layers.Dense(3 * d_model, name="qkv", dtype=self.dtype_policy)
+        else:
+            self.q_proj = keras.layers.Dense(d_model, name="query", dtype=self.dtype_policy)
+            self.kv_proj = keras.layers.Dense(2 * d_model, name="kv", dtype=self.dtype_policy)
+        self.out_proj = keras.layers.Dense(d_model, name="output", dtype=self.dtype_policy)
+        self.dropout_layer = keras.layers.Dropout(dropout)
+
+    def build(self, query_shape):
+        width = query_shape[-1]
+        if self.self_attention:
+            self.qkv_proj.build([None, None, width])
+        else:
+            self.q_proj.build([None, None, width])
+            self.kv_proj.build([None, None, width])
+        self.out_proj.build([None, None, self.d_model])
+        self.built = True
+
+    def project_memory(self, memory: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """Cross-attention keys and values of a memory: `[B, S, D]` -> 2 x `[B, H, S, D/H]`."""
+        keys, values = tf.split(self.kv_proj(memory), 2, axis=-1)  # [B, S, 2D] -> 2 x [B, S, D]
+        return split_heads(keys, self.num_heads), split_heads(values, self.num_heads)
+
+    def call(
+        self,
+        query,
+        memory=None,
+        attention_mask=None,
+        cache=None,
+        memory_kv=None,
+        return_weights=False,
+        training=False,
+    ):
+        if self.self_attention:
+            q, k, v = tf.split(self.qkv_proj(query), 3, axis=-1)  # [B, T, 3D] -> 3 x [B, T, D]
+            k, v = split_heads(k, self.num_heads), split_heads(v, self.num_heads)
+            if cache is not None:
+                k = tf.concat([cache["keys"], k], axis=2)  # [B, H, t + T, D/H]
+                v = tf.concat([cache["values"], v], axis=2)
+                cache = {"keys": k, "values": v}
+        else:
+            q = self.q_proj(query)
+            k, v = memory_kv if memory_kv is not None else self.project_memory(memory)
+        q = split_heads(q, self.num_heads)  # [B, H, T, D/H]
+        q *= tf.cast((self.d_model // self.num_heads) ** -0.5, q.dtype)
+        logits = tf.matmul(q, k, transpose_b=True)  # [B, H, T, S]
+        logits = tf.cast(logits, tf.float32)  # softmax in float32 under mixed precision
+        if attention_mask is not None:
+            logits = tf.where(attention_mask, logits, tf.float32.min)
+        weights = tf.nn.softmax(logits, axis=-1)
+        dropped = self.dropout_layer(tf.cast(weights, v.dtype), training=training)
+        context = merge_heads(tf.matmul(dropped, v))  # [B, H, T, D/H] -> [B, T, D]
+        outputs = (self.out_proj(context),)
+        if cache is not None:
+            outputs += (cache,)
+        if return_weights:
+            outputs += (weights,)
+        return outputs[0] if len(outputs) == 1 else outputs
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            num_heads=self.num_heads,
+            d_model=self.d_model,
+            self_attention=self.self_attention,
+            dropout=self.dropout,
+        )
+        return config

@@ -1,0 +1,219 @@
+"""Transformer decoder layer and decoder stack, with incremental (cached) decoding."""
+
+import keras
+import tensorflow as tf
+
+from t2t_lite.layers.attention import MultiHeadAttention
+from t2t_lite.layers.block import BlockLayer, layer_norm, residual
+from t2t_lite.layers.feed_forward import FeedForward
+from t2t_lite.layers.positional import SinusoidalPositionalEncoding
+
+
+@keras.saving.register_keras_serializable(package="t2t_lite")
+class DecoderLayer(BlockLayer):
+    """Masked self-attention, attention over the encoder memory, and a feed-forward network.
+
+    Args:
+        See `BlockLayer`: d_model, num_heads, d_ff, dropout, attention_dropout, ffn_dropout,
+        norm, **kwargs.
+
+    Call arguments:
+        x: `[B, T, D]`.
+        memory: `[B, S, D]` encoder output (may be None when `memory_kv` is given).
+        self_mask: bool `[B, 1, T, T]` (causal and padding), True = may attend. None in
+            cached step-by-step decoding, where every cached position may be attended.
+        memory_mask: bool `[B, 1, 1, S]`, True = real source token.
+        cache: `{"keys", "values"}` of this layer's self-attention at previous steps, or None.
+        memory_kv: precomputed `(keys, values)` of the memory, or None.
+        return_attention: also return the memory attention probabilities `[B, H, T, S]`.
+        training: dropout on or off.
+
+    Returns:
+        `[B, T, D]`, then the new cache if one was given, then the attention if asked.
+
+    Example:
+        >>> layer = DecoderLayer(d_model=8, num_heads=2, d_ff=16)
+        >>> layer(tf.zeros([1, 3, 8]), memory=tf.zeros([1, 5, 8])).shape
+        TensorShape([1, 3, 8])
+    """
+
+    def __init__(self, d_model, num_heads, d_ff, **kwargs):
+        super().__init__(d_model, num_heads, d_ff, **kwargs)
+        policy = self.dtype_policy
+        drop = self.attention_dropout
+        self.self_attention = MultiHeadAttention(
+            num_heads, d_model, True, drop, name="self_attention", dtype=policy
+        )
+        self.cross_attention = MultiHeadAttention(
+            num_heads, d_model, False, drop, name="cross_attention", dtype=policy
+        )
+        self.feed_forward = FeedForward(d_model, d_ff, self.ffn_dropout, name="ffn", dtype=policy)
+        self.self_attention_norm = layer_norm("self_attention_norm", policy)
+        self.cross_attention_norm = layer_norm("cross_attention_norm", policy)
+        self.ffn_norm = layer_norm("ffn_norm", policy)
+
+    def build(self, input_shape):
+        shape = [None, None, self.d_model]
+        for sublayer in (self.self_attention, self.cross_attention, self.feed_forward):
+            sublayer.build(shape)
+        for norm in (self.self_attention_norm, self.cross_attention_norm, self.ffn_norm):
+            norm.build(shape)
+        self.built = True
+
+    def call(
+        self,
+        x,
+        memory=None,
+        self_mask=None,
+        memory_mask=None,
+        cache=None,
+        memory_kv=None,
+        return_attention=False,
+        training=False,
+    ):
+        new_cache = []  # filled by `attend_self` when decoding with a cache
+        weights = []
+
+        def attend_self(h):
+            if cache is None:
+                return self.self_attention(h, attention_mask=self_mask, training=training)
+            out, grown = self.self_attention(
+                h, attention_mask=self_mask, cache=cache, training=training
+            )
+            new_cache.append(grown)
+            return out
+
+        def attend_memory(h):
+            out, w = self.cross_attention(
+                h,
+                memory=memory,
+                attention_mask=memory_mask,
+                memory_kv=memory_kv,
+                return_weights=True,
+                training=training,
+            )
+            weights.append(w)
+            return out
+
+        def transform(h):
+            return self.feed_forward(h, training=training)
+
+        pre, drop = self.pre_norm, self.dropout_layer
+        x = residual(x, attend_self, self.self_attention_norm, drop, pre, training)
+        x = residual(x, attend_memory, self.cross_attention_norm, drop, pre, training)
+        x = residual(x, transform, self.ffn_norm, drop, pre, training)
+        outputs = (x,) + tuple(new_cache) + (tuple(weights) if return_attention else ())
+        return outputs[0] if len(outputs) == 1 else outputs
+
+
+@keras.saving.register_keras_serializable(package="t2t_lite")
+class Decoder(BlockLayer):
+    """Position encoding, dropout, a stack of `DecoderLayer`s, and a final norm if pre-norm.
+
+    Args:
+        num_layers: number of decoder layers.
+        d_model, num_heads, d_ff, **kwargs: as in `BlockLayer`.
+
+    Call arguments:
+        x: `[B, T, D]` scaled target embeddings.
+        memory: `[B, S, D]` encoder output (None when `memory_kv` is given).
+        self_mask: bool `[B, 1, T, T]`, or None in cached decoding.
+        memory_mask: bool `[B, 1, 1, S]`.
+        cache: list with one `{"keys", "values"}` dict per layer (see `initial_cache`), or None.
+        memory_kv: list with one `(keys, values)` per layer (see `project_memory`), or None.
+        offset: position of the first target vector (the decoding step).
+        return_attention: also return the last layer's memory attention `[B, H, T, S]`.
+        training: dropout on or off.
+
+    Returns:
+        `[B, T, D]`, then the new cache list if a cache was given, then the attention if asked.
+
+    Example:
+        >>> decoder = Decoder(2, d_model=8, num_heads=2, d_ff=16)
+        >>> decoder(tf.zeros([1, 3, 8]), memory=tf.zeros([1, 5, 8])).shape
+        TensorShape([1, 3, 8])
+    """
+
+    def __init__(self, num_layers, d_model, num_heads, d_ff, **kwargs):
+        super().__init__(d_model, num_heads, d_ff, **kwargs)
+        self.num_layers = num_layers
+        policy = self.dtype_policy
+        self.position_encoding = SinusoidalPositionalEncoding(name="position", dtype=policy)
+        # One attribute per layer (not a list): tf.train.Checkpoint does not track lists of
+        # Keras 3 layers, and checkpoints must hold every weight.
+        for i in range(num_layers):
+            setattr(
+                self,
+                f"layer_{i}",
+                DecoderLayer(**self.block_args(), name=f"layer_{i}", dtype=policy),
+            )
+        self.final_norm = layer_norm("final_norm", policy) if self.pre_norm else None
+
+    @property
+    def blocks(self) -> list:
+        """The layers of the stack, first to last."""
+        return [getattr(self, f"layer_{i}") for i in range(self.num_layers)]
+
+    def build(self, input_shape):
+        for block in self.blocks:
+            block.build([None, None, self.d_model])
+        if self.final_norm is not None:
+            self.final_norm.build([None, None, self.d_model])
+        self.built = True
+
+    def initial_cache(self, batch_size, dtype=tf.float32) -> list[dict[str, tf.Tensor]]:
+        """Empty self-attention caches: per layer, keys and values `[B, H, 0, D/H]`."""
+        shape = [batch_size, self.num_heads, 0, self.d_model // self.num_heads]
+        return [
+            {"keys": tf.zeros(shape, dtype), "values": tf.zeros(shape, dtype)} for _ in self.blocks
+        ]
+
+    def project_memory(self, memory) -> list[tuple[tf.Tensor, tf.Tensor]]:
+        """Per layer, the memory keys and values `[B, H, S, D/H]`; computed once per sentence."""
+        return [block.cross_attention.project_memory(memory) for block in self.blocks]
+
+    def call(
+        self,
+        x,
+        memory=None,
+        self_mask=None,
+        memory_mask=None,
+        cache=None,
+        memory_kv=None,
+        offset=0,
+        return_attention=False,
+        training=False,
+    ):
+        x = self.dropout_layer(self.position_encoding(x, offset=offset), training=training)
+        new_cache, attention = [], None
+        for i, block in enumerate(self.blocks):
+            outputs = block(
+                x,
+                memory=memory,
+                self_mask=self_mask,
+                memory_mask=memory_mask,
+                cache=None if cache is None else cache[i],
+                memory_kv=None if memory_kv is None else memory_kv[i],
+                return_attention=return_attention,
+                training=training,
+            )
+            if not isinstance(outputs, tuple):
+                outputs = (outputs,)
+            x = outputs[0]
+            if cache is not None:
+                new_cache.append(outputs[1])
+            if return_attention:
+                attention = outputs[-1]
+        if self.final_norm is not None:
+            x = self.final_norm(x)
+        outputs = (
+            (x,)
+            + ((new_cache,) if cache is not None else ())
+            + ((attention,) if return_attention else ())
+        )
+        return outputs[0] if len(outputs) == 1 else outputs
+
+    def get_config(self):
+        config = super().get_config()
+        config["num_layers"] = self.num_layers
+        return config

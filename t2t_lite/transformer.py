@@ -1,0 +1,221 @@
+"""The Transformer encoder-decoder model."""
+
+import keras
+import tensorflow as tf
+
+from t2t_lite import masks
+from t2t_lite.layers import Decoder, Encoder, TokenEmbedding
+
+
+@keras.saving.register_keras_serializable(package="t2t_lite")
+class Transformer(keras.Model):
+    """Encoder-decoder Transformer for translation; padding id 0.
+
+    Built from the `model:` section of a preset:
+    `Transformer(source_vocab_size=V_s, target_vocab_size=V_t, **config.model)`.
+
+    Args:
+        source_vocab_size: V_s.
+        target_vocab_size: V_t (must equal V_s when sharing embeddings).
+        num_encoder_layers: encoder depth.
+        num_decoder_layers: decoder depth.
+        d_model: D.
+        num_heads: H.
+        d_ff: feed-forward inner width.
+        dropout: residual and embedding dropout.
+        attention_dropout: dropout on attention probabilities.
+        ffn_dropout: dropout after the feed-forward ReLU.
+        norm: "pre" or "post" layer normalization.
+        share_embeddings: one matrix for source embeddings, target embeddings and the output
+            projection (needs one shared vocabulary).
+        tie_output: with separate embeddings, tie the target embeddings to the output
+            projection; otherwise the output projection is its own `[D, V_t]` matrix.
+        max_length: the longest source/target (in pieces) the model is meant for; inputs are
+            cut to it by the data pipeline and the translator, not here.
+        **kwargs: passed to `keras.Model`.
+
+    Call arguments:
+        inputs: `(source_ids [B, S], target_input_ids [B, T])`, int, 0 = padding. The target
+            input starts with BOS.
+        training: dropout on or off.
+
+    Returns:
+        Logits `[B, T, V_t]`, float32.
+
+    Example:
+        >>> model = Transformer(100, 100, num_encoder_layers=1, num_decoder_layers=1,
+        ...                     d_model=16, num_heads=2, d_ff=32)
+        >>> model((tf.constant([[5, 6, 3]]), tf.constant([[2, 7]]))).shape
+        TensorShape([1, 2, 100])
+
+    References:
+        Vaswani et al., "Attention Is All You Need", 2017.
+    """
+
+    def __init__(
+        self,
+        source_vocab_size,
+        target_vocab_size,
+        num_encoder_layers=6,
+        num_decoder_layers=6,
+        d_model=512,
+        num_heads=8,
+        d_ff=2048,
+        dropout=0.1,
+        attention_dropout=0.1,
+        ffn_dropout=0.1,
+        norm="pre",
+        share_embeddings=True,
+        tie_output=True,
+        max_length=256,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if share_embeddings and source_vocab_size != target_vocab_size:
+            raise ValueError(
+                "share_embeddings=True needs one vocabulary, got source_vocab_size="
+                f"{source_vocab_size} and target_vocab_size={target_vocab_size}"
+            )
+        self.source_vocab_size = source_vocab_size
+        self.target_vocab_size = target_vocab_size
+        self.num_encoder_layers = num_encoder_layers
+        self.num_decoder_layers = num_decoder_layers
+        self.d_model = d_model
+        self.num_heads = num_heads
+        self.d_ff = d_ff
+        self.dropout = dropout
+        self.attention_dropout = attention_dropout
+        self.ffn_dropout = ffn_dropout
+        self.norm = norm
+        self.share_embeddings = share_embeddings
+        self.tie_output = tie_output
+        self.max_length = max_length
+
+        policy = self.dtype_policy
+        tied = share_embeddings or tie_output
+        self.target_embedding = TokenEmbedding(
+            target_vocab_size, d_model, output_bias=tied, name="target_embedding", dtype=policy
+        )
+        if share_embeddings:
+            self.source_embedding = self.target_embedding
+        else:
+            self.source_embedding = TokenEmbedding(
+                source_vocab_size, d_model, name="source_embedding", dtype=policy
+            )
+        self.output_projection = (
+            None if tied else keras.layers.Dense(target_vocab_size, name="output", dtype=policy)
+        )
+        block = dict(
+            d_model=d_model,
+            num_heads=num_heads,
+            d_ff=d_ff,
+            dropout=dropout,
+            attention_dropout=attention_dropout,
+            ffn_dropout=ffn_dropout,
+            norm=norm,
+            dtype=policy,
+        )
+        self.encoder = Encoder(num_encoder_layers, name="encoder", **block)
+        self.decoder = Decoder(num_decoder_layers, name="decoder", **block)
+
+    def build(self, input_shape=None):
+        shape = [None, None, self.d_model]
+        for embedding in (self.source_embedding, self.target_embedding):
+            if not embedding.built:
+                embedding.build()
+        if self.output_projection is not None:
+            self.output_projection.build(shape)
+        self.encoder.build(shape)
+        self.decoder.build(shape)
+        self.built = True
+
+    def encode(self, source_ids, training=False):
+        """Source ids `[B, S]` -> `(memory [B, S, D], memory_mask bool [B, 1, 1, S])`."""
+        memory_mask = masks.padding_mask(source_ids)
+        memory = self.encoder(
+            self.source_embedding(source_ids), attention_mask=memory_mask, training=training
+        )
+        return memory, memory_mask
+
+    def project(self, x):
+        """Decoder outputs `[B, T, D]` -> float32 logits `[B, T, V_t]`."""
+        if self.output_projection is None:
+            return self.target_embedding.logits(x)
+        return tf.cast(self.output_projection(x), tf.float32)
+
+    def call(self, inputs, training=False, return_attention=False):
+        """See the class docstring; `return_attention` adds the last decoder layer's
+        attention over the source, `[B, H, T, S]`."""
+        source_ids, target_ids = inputs
+        memory, memory_mask = self.encode(source_ids, training=training)
+        outputs = self.decoder(
+            self.target_embedding(target_ids),
+            memory=memory,
+            self_mask=masks.decoder_self_mask(target_ids),
+            memory_mask=memory_mask,
+            return_attention=return_attention,
+            training=training,
+        )
+        if return_attention:
+            return self.project(outputs[0]), outputs[1]
+        return self.project(outputs)
+
+    def step_fn(self, source_ids, beam_size=1):
+        """Prepares cached step-by-step decoding of a batch of sources.
+
+        The encoder runs once; every decoder layer's memory keys/values are computed once,
+        tiled to `B*K` rows (row `b*K + k` is beam k of sentence b) and closed over by the
+        returned function, so a search never reorders them. Only the self-attention cache
+        travels through the search.
+
+        Args:
+            source_ids: int `[B, S]`.
+            beam_size: K; the cache and the function work on `B*K` rows.
+
+        Returns:
+            `(step, cache)`: `step(ids [B*K], position, cache) -> (logits [B*K, V], cache)`
+            feeds the last token at position `position` (0 for BOS), and `cache` is the
+            initial, empty self-attention cache.
+        """
+        memory, memory_mask = self.encode(source_ids)
+        memory_kv = [
+            (tile_rows(k, beam_size), tile_rows(v, beam_size))
+            for k, v in self.decoder.project_memory(memory)
+        ]
+        memory_mask = tile_rows(memory_mask, beam_size)  # [B*K, 1, 1, S]
+        batch = tf.shape(source_ids)[0] * beam_size
+        cache = self.decoder.initial_cache(batch, dtype=self.compute_dtype)
+
+        def step(ids, position, cache):
+            x = self.target_embedding(ids[:, tf.newaxis])  # [B*K] -> [B*K, 1, D]
+            x, cache = self.decoder(
+                x, memory_mask=memory_mask, cache=cache, memory_kv=memory_kv, offset=position
+            )
+            return self.project(x)[:, 0, :], cache  # [B*K, 1, V] -> [B*K, V]
+
+        return step, cache
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            source_vocab_size=self.source_vocab_size,
+            target_vocab_size=self.target_vocab_size,
+            num_encoder_layers=self.num_encoder_layers,
+            num_decoder_layers=self.num_decoder_layers,
+            d_model=self.d_model,
+            num_heads=self.num_heads,
+            d_ff=self.d_ff,
+            dropout=self.dropout,
+            attention_dropout=self.attention_dropout,
+            ffn_dropout=self.ffn_dropout,
+            norm=self.norm,
+            share_embeddings=self.share_embeddings,
+            tie_output=self.tie_output,
+            max_length=self.max_length,
+        )
+        return config
+
+
+def tile_rows(x: tf.Tensor, times: int) -> tf.Tensor:
+    """Repeats every row `times` times: `[B, ...] -> [B*times, ...]` (rows b*times + k)."""
+    return x if times == 1 else tf.repeat(x, times, axis=0)

@@ -1,0 +1,91 @@
+import os
+
+import pytest
+
+from t2t_lite.config import ConfigError, apply_overrides, config_diff, load_config
+from tests.helpers import CONFIGS
+
+PRESETS = ["tiny", "multi30k_cpu", "base", "big"]
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_presets_load(name):
+    cfg = load_config(os.path.join(CONFIGS, f"{name}.yaml"))
+    assert cfg.model.d_model % cfg.model.num_heads == 0
+
+
+def test_base_and_big_match_vaswani():
+    base = load_config(os.path.join(CONFIGS, "base.yaml")).model
+    assert (base.num_encoder_layers, base.d_model, base.d_ff, base.num_heads) == (6, 512, 2048, 8)
+    assert base.dropout == 0.1
+    big = load_config(os.path.join(CONFIGS, "big.yaml")).model
+    assert (big.d_model, big.d_ff, big.num_heads, big.dropout) == (1024, 4096, 16, 0.3)
+
+
+def _write(tmp_path, text):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_unknown_key_names_key_and_file(tmp_path):
+    path = _write(tmp_path, "model:\n  d_modle: 8\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml.*model\.d_modle"):
+        load_config(path)
+
+
+def test_unknown_section(tmp_path):
+    with pytest.raises(ConfigError, match="unknown section 'modle'"):
+        load_config(_write(tmp_path, "modle: {}\n"))
+
+
+def test_wrong_type_names_key_and_file(tmp_path):
+    path = _write(tmp_path, "train:\n  steps: ten\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml.*train\.steps: expected int, got 'ten'"):
+        load_config(path)
+
+
+def test_bool_is_not_an_int(tmp_path):
+    with pytest.raises(ConfigError, match="train.steps: expected int"):
+        load_config(_write(tmp_path, "train:\n  steps: true\n"))
+
+
+def test_choice_checked(tmp_path):
+    with pytest.raises(ConfigError, match=r"model\.norm: expected one of \['pre', 'post'\]"):
+        load_config(_write(tmp_path, "model:\n  norm: middle\n"))
+
+
+def test_int_accepted_for_float(tmp_path):
+    cfg = load_config(_write(tmp_path, "train:\n  learning_rate: 1\n"))
+    assert cfg.train.learning_rate == 1.0 and isinstance(cfg.train.learning_rate, float)
+
+
+def test_overrides_typed_and_checked():
+    cfg = load_config(os.path.join(CONFIGS, "tiny.yaml"), ["train.steps=7", "model.norm=post"])
+    assert cfg.train.steps == 7 and cfg.model.norm == "post"
+    with pytest.raises(ConfigError, match="--set 'train.stpes=7'.*unknown key train.stpes"):
+        apply_overrides(cfg, ["train.stpes=7"])
+    with pytest.raises(ConfigError, match="expected int, got 'x'"):
+        apply_overrides(cfg, ["train.steps=x"])
+    with pytest.raises(ConfigError, match="expected section.key=value"):
+        apply_overrides(cfg, ["steps"])
+    assert cfg.train.steps == 7  # overrides return a copy
+
+
+def test_cross_key_validation(tmp_path):
+    with pytest.raises(ConfigError, match="divisible"):
+        load_config(_write(tmp_path, "model:\n  d_model: 30\n  num_heads: 4\n"))
+    with pytest.raises(ConfigError, match="vocab.shared"):
+        load_config(_write(tmp_path, "vocab:\n  shared: false\n"))
+
+
+def test_diff_lists_changed_keys():
+    a = load_config(os.path.join(CONFIGS, "tiny.yaml"))
+    b = apply_overrides(a, ["train.steps=9", "model.d_model=64"])
+    assert config_diff(a, b) == ["model.d_model: 32 -> 64", "train.steps: 200 -> 9"]
+
+
+def test_yaml_round_trip(tmp_path):
+    cfg = load_config(os.path.join(CONFIGS, "multi30k_cpu.yaml"))
+    path = _write(tmp_path, cfg.to_yaml())
+    assert load_config(path) == cfg
