@@ -4,6 +4,7 @@ import keras
 import tensorflow as tf
 
 from t2t_lite import masks
+from t2t_lite.beam_search import tile_beam
 from t2t_lite.layers import Decoder, Encoder, TokenEmbedding
 
 
@@ -178,11 +179,8 @@ class Transformer(keras.Model):
             initial, empty self-attention cache.
         """
         memory, memory_mask = self.encode(source_ids)
-        memory_kv = [
-            (tile_rows(k, beam_size), tile_rows(v, beam_size))
-            for k, v in self.decoder.project_memory(memory)
-        ]
-        memory_mask = tile_rows(memory_mask, beam_size)  # [B*K, 1, 1, S]
+        memory_kv = tile_beam(self.decoder.project_memory(memory), beam_size)  # [B*K, H, S, D/H]
+        memory_mask = tile_beam(memory_mask, beam_size)  # [B*K, 1, 1, S]
         batch = tf.shape(source_ids)[0] * beam_size
         cache = self.decoder.initial_cache(batch, dtype=self.compute_dtype)
 
@@ -214,8 +212,3 @@ class Transformer(keras.Model):
             max_length=self.max_length,
         )
         return config
-
-
-def tile_rows(x: tf.Tensor, times: int) -> tf.Tensor:
-    """Repeats every row `times` times: `[B, ...] -> [B*times, ...]` (rows b*times + k)."""
-    return x if times == 1 else tf.repeat(x, times, axis=0)

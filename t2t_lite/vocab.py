@@ -152,6 +152,7 @@ def train_sentencepiece(cfg: VocabConfig, texts: Iterable[str], seed: int = 0) -
 
 def _read_model(path: str) -> bytes:
     path = os.path.expanduser(path)
+    logging.info("Vocabulary: reusing %s", path)
     try:
         with open(path, "rb") as f:
             proto = f.read()
@@ -179,13 +180,9 @@ def _write_atomic(path: str, data: bytes) -> None:
         raise
 
 
-def _model_bytes(cfg: Config, given: str, texts: Iterable[str], side: str) -> bytes:
-    if given:
-        logging.info("Vocabulary (%s): reusing %s", side, given)
-        return _read_model(given)
-    logging.info(
-        "Vocabulary (%s): training %s with %d pieces", side, cfg.vocab.type, cfg.vocab.size
-    )
+def _train_logged(cfg: Config, texts: Iterable[str], side: str) -> bytes:
+    v = cfg.vocab
+    logging.info("Vocabulary (%s): training a %d-piece %s model", side, v.size, v.type)
     return train_sentencepiece(cfg.vocab, texts, seed=cfg.train.seed)
 
 
@@ -226,21 +223,24 @@ def build_vocabularies(
                 f"({v.source_model!r} vs {v.target_model!r}); give one model or set "
                 "vocab.shared=false"
             )
-        texts = itertools.chain(train_src_texts, train_tgt_texts)
-        proto = _model_bytes(cfg, v.source_model or v.target_model, texts, "shared")
+        given = v.source_model or v.target_model
+        if given:
+            proto = _read_model(given)
+        else:
+            proto = _train_logged(cfg, itertools.chain(train_src_texts, train_tgt_texts), "shared")
         path = os.path.join(model_dir, SHARED_MODEL)
         _write_atomic(path, proto)
         _remove_stale(model_dir, [SOURCE_MODEL, TARGET_MODEL])
         vocab = Vocabulary(path)
         return vocab, vocab
-    paths = []
-    for name, given, texts, side in [
-        (SOURCE_MODEL, v.source_model, train_src_texts, "source"),
-        (TARGET_MODEL, v.target_model, train_tgt_texts, "target"),
-    ]:
-        path = os.path.join(model_dir, name)
-        _write_atomic(path, _model_bytes(cfg, given, texts, side))
-        paths.append(path)
+    # Read given models first, so a bad path fails before any training.
+    src_proto = _read_model(v.source_model) if v.source_model else None
+    tgt_proto = _read_model(v.target_model) if v.target_model else None
+    src_proto = src_proto or _train_logged(cfg, train_src_texts, "source")
+    tgt_proto = tgt_proto or _train_logged(cfg, train_tgt_texts, "target")
+    paths = [os.path.join(model_dir, SOURCE_MODEL), os.path.join(model_dir, TARGET_MODEL)]
+    _write_atomic(paths[0], src_proto)
+    _write_atomic(paths[1], tgt_proto)
     _remove_stale(model_dir, [SHARED_MODEL])
     return Vocabulary(paths[0]), Vocabulary(paths[1])
 

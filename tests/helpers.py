@@ -30,3 +30,36 @@ def run_serialization_test(layer: keras.layers.Layer, *inputs, **call_kwargs):
     restored = keras.layers.deserialize(keras.layers.serialize(layer))
     assert type(restored) is type(layer)
     assert restored.get_config() == config
+
+
+SYLLABLES = ["ka", "lo", "mi", "ne", "ru", "sa", "to", "vi", "ze", "po", "qua", "fe", "dor", "im"]
+
+
+def made_up_sentences(n: int, seed: int = 0) -> list[str]:
+    """Deterministic short sentences of made-up words (one fixed list of 150 words; `seed`
+    picks the sentences), for tiny vocabularies."""
+    word_rng = np.random.default_rng(0)
+    words = ["".join(word_rng.choice(SYLLABLES, size=word_rng.integers(1, 4))) for _ in range(150)]
+    rng = np.random.default_rng(seed)
+    return [" ".join(rng.choice(words, size=rng.integers(2, 9))) for _ in range(n)]
+
+
+def make_model_dir(path: str, norm: str = "pre", overrides: list[str] | None = None) -> str:
+    """A model directory (config, shared vocabulary, one checkpoint) of the tiny preset with
+    random weights, written the way t2t-train lays it out."""
+    from t2t_lite.config import apply_overrides, load_config
+    from t2t_lite.model_dir import CHECKPOINTS, CONFIG_FILE, build_model
+    from t2t_lite.vocab import build_vocabularies
+
+    cfg = load_config(os.path.join(CONFIGS, "tiny.yaml"), [f"model.norm={norm}"])
+    cfg = apply_overrides(cfg, overrides or [])
+    texts = made_up_sentences(300)
+    src_vocab, tgt_vocab = build_vocabularies(cfg, path, texts, texts[::-1])
+    with open(os.path.join(path, CONFIG_FILE), "w", encoding="utf-8") as f:
+        f.write(cfg.to_yaml())
+    model = build_model(cfg, src_vocab, tgt_vocab)
+    manager = tf.train.CheckpointManager(
+        tf.train.Checkpoint(model=model), os.path.join(path, CHECKPOINTS), max_to_keep=1
+    )
+    manager.save(checkpoint_number=1)
+    return path

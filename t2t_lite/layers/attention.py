@@ -12,11 +12,11 @@ def split_heads(x: tf.Tensor, num_heads: int) -> tf.Tensor:
     return tf.transpose(x, [0, 2, 1, 3])  # -> [B, H, T, D/H]
 
 
-def merge_heads(x: tf.Tensor) -> tf.Tensor:
+def merge_heads(x: tf.Tensor, d_model: int) -> tf.Tensor:
     """`[B, H, T, D/H] -> [B, T, D]`."""
     batch, length = tf.shape(x)[0], tf.shape(x)[2]
     x = tf.transpose(x, [0, 2, 1, 3])  # [B, H, T, D/H] -> [B, T, H, D/H]
-    return tf.reshape(x, [batch, length, x.shape[2] * x.shape[3]])  # -> [B, T, D]
+    return tf.reshape(x, [batch, length, d_model])  # -> [B, T, D]
 
 
 @keras.saving.register_keras_serializable(package="t2t_lite")
@@ -121,7 +121,7 @@ class MultiHeadAttention(keras.layers.Layer):
             logits = tf.where(attention_mask, logits, tf.float32.min)
         weights = tf.nn.softmax(logits, axis=-1)
         dropped = self.dropout_layer(tf.cast(weights, v.dtype), training=training)
-        context = merge_heads(tf.matmul(dropped, v))  # [B, H, T, D/H] -> [B, T, D]
+        context = merge_heads(tf.matmul(dropped, v), self.d_model)  # [B, H, T, D/H] -> [B, T, D]
         outputs = (self.out_proj(context),)
         if cache is not None:
             outputs += (cache,)
