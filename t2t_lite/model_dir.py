@@ -1,0 +1,88 @@
+"""The model directory: everything needed to translate with a trained model.
+
+Layout (written by `t2t-train`, read by `t2t-translate`, `t2t-evaluate`, `t2t-export`):
+
+    config.yaml               the resolved configuration
+    vocab.model               shared SentencePiece model (or vocab.src.model + vocab.tgt.model)
+    checkpoints/ckpt-N.*      the last `train.keep_checkpoints` checkpoints (model, optimizer, step)
+    best/ckpt-N.*, best.json  the checkpoint with the best validation BLEU, and its scores
+    averaged/ckpt-N.*         the average of the last `train.average_last` checkpoints
+    logs/train, logs/valid    TensorBoard summaries
+"""
+
+from __future__ import annotations
+
+import os
+
+import tensorflow as tf
+
+from t2t_lite.config import Config, ConfigError, load_config
+from t2t_lite.transformer import Transformer
+from t2t_lite.vocab import Vocabulary, load_vocabularies
+
+CONFIG_FILE = "config.yaml"
+CHECKPOINTS = "checkpoints"
+BEST = "best"
+AVERAGED = "averaged"
+LOGS = "logs"
+CHECKPOINT_CHOICES = ("latest", "best", "averaged")
+
+
+def read_config(model_dir: str) -> Config:
+    """The configuration saved in a model directory; clear error if there is none."""
+    path = os.path.join(model_dir, CONFIG_FILE)
+    if not os.path.isfile(path):
+        raise ConfigError(f"{model_dir} is not a model directory: {CONFIG_FILE} is missing")
+    return load_config(path)
+
+
+def find_checkpoint(model_dir: str, checkpoint: str = "") -> str:
+    """Resolves a checkpoint choice to a checkpoint prefix.
+
+    Args:
+        model_dir: the model directory.
+        checkpoint: "" (averaged if present, else best if present, else latest), one of
+            "latest", "best", "averaged", or an explicit checkpoint prefix / directory.
+
+    Raises:
+        FileNotFoundError: naming what was looked for and where.
+    """
+    if checkpoint and checkpoint not in CHECKPOINT_CHOICES:
+        path = checkpoint if os.path.isdir(checkpoint) else None
+        prefix = tf.train.latest_checkpoint(path) if path else checkpoint
+        if prefix and tf.io.gfile.exists(prefix + ".index"):
+            return prefix
+        raise FileNotFoundError(f"no checkpoint at {checkpoint}")
+    order = [checkpoint] if checkpoint else [AVERAGED, BEST, "latest"]
+    for choice in order:
+        folder = CHECKPOINTS if choice == "latest" else choice
+        prefix = tf.train.latest_checkpoint(os.path.join(model_dir, folder))
+        if prefix:
+            return prefix
+    wanted = checkpoint or "any checkpoint"
+    raise FileNotFoundError(f"{model_dir}: {wanted} not found (looked in {', '.join(order)})")
+
+
+def build_model(cfg: Config, src_vocab: Vocabulary, tgt_vocab: Vocabulary) -> Transformer:
+    """A built (weights created) Transformer for a configuration and its vocabularies."""
+    model = Transformer(
+        source_vocab_size=src_vocab.size, target_vocab_size=tgt_vocab.size, **vars(cfg.model)
+    )
+    model.build()
+    return model
+
+
+def load_model(
+    model_dir: str, checkpoint: str = ""
+) -> tuple[Transformer, Config, Vocabulary, Vocabulary, str]:
+    """Reads config, vocabularies and weights from a model directory.
+
+    Returns:
+        `(model, config, source_vocab, target_vocab, checkpoint_prefix)`.
+    """
+    cfg = read_config(model_dir)
+    src_vocab, tgt_vocab = load_vocabularies(model_dir)
+    model = build_model(cfg, src_vocab, tgt_vocab)
+    prefix = find_checkpoint(model_dir, checkpoint)
+    tf.train.Checkpoint(model=model).read(prefix).expect_partial().assert_existing_objects_matched()
+    return model, cfg, src_vocab, tgt_vocab, prefix
