@@ -24,10 +24,10 @@ import tempfile
 
 import tensorflow as tf
 
-from t2t_lite.beam_search import beam_search
 from t2t_lite.config import DecodeConfig
 from t2t_lite.transformer import Transformer
-from t2t_lite.vocab import BOS_ID, EOS_ID, PAD_ID, Vocabulary
+from t2t_lite.translator import search_batch
+from t2t_lite.vocab import EOS_ID, PAD_ID, Vocabulary
 
 # Python's str.split() whitespace (what t2t-translate collapses), in RE2 syntax.
 _WHITESPACE = r"[\s\pZ\x{1c}-\x{1f}\x{85}]+"
@@ -68,15 +68,8 @@ class TranslationModule(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32, name="source_ids")])
     def translate_ids(self, source_ids):
-        cfg, model = self.decode, self.model
-        step, cache = model.step_fn(source_ids, cfg.beam_size)
-        source_lengths = tf.reduce_sum(tf.cast(source_ids != PAD_ID, tf.float32), 1)  # [B]
-        max_lengths = tf.cast(
-            tf.math.ceil(cfg.max_length_a * source_lengths) + cfg.max_length_b, tf.int32
-        )
-        max_lengths = tf.minimum(max_lengths, model.max_length)
-        start_ids = tf.fill([tf.shape(source_ids)[0]], BOS_ID)
-        out = beam_search(step, start_ids, cache, cfg.beam_size, EOS_ID, max_lengths, cfg.alpha)
+        cfg = self.decode
+        out = search_batch(self.model, source_ids, cfg, cfg.beam_size, cfg.alpha)
         return {"ids": out.ids[:, 0], "lengths": out.lengths[:, 0], "scores": out.scores[:, 0]}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="sources")])

@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from t2t_lite.beam_search import beam_search
+from t2t_lite.beam_search import BeamSearchOutput, beam_search
 from t2t_lite.config import DecodeConfig
 from t2t_lite.data.text import normalize
 from t2t_lite.transformer import Transformer
@@ -49,6 +49,31 @@ class TranslationStats:
             f"{self.sentences / rate:.1f} sentences/s, {self.target_tokens / rate:.0f} target "
             f"tokens/s ({self.truncated} truncated)"
         )
+
+
+def search_batch(
+    model: Transformer,
+    source_ids: tf.Tensor,
+    decode: DecodeConfig,
+    beam_size: int,
+    alpha: float,
+    n_best: int = 1,
+) -> BeamSearchOutput:
+    """Beam search over one batch of sources `[B, S]` (pieces + EOS, 0 = padding).
+
+    Each sentence may produce `ceil(max_length_a * source_length) + max_length_b` pieces (EOS
+    included), at most the model's `max_length`. Beam 1 is greedy search: the length penalty
+    is then ignored, so the first hypothesis to end wins, as in a plain argmax loop.
+    """
+    step, cache = model.step_fn(source_ids, beam_size)
+    source_lengths = tf.reduce_sum(tf.cast(source_ids != PAD_ID, tf.float32), 1)  # [B]
+    max_lengths = tf.cast(
+        tf.math.ceil(decode.max_length_a * source_lengths) + decode.max_length_b, tf.int32
+    )
+    max_lengths = tf.minimum(max_lengths, model.max_length)  # [B]
+    start_ids = tf.fill([tf.shape(source_ids)[0]], BOS_ID)
+    alpha = 0.0 if beam_size == 1 else alpha
+    return beam_search(step, start_ids, cache, beam_size, EOS_ID, max_lengths, alpha, n_best)
 
 
 class Translator:
@@ -92,20 +117,11 @@ class Translator:
         """
         key = (beam_size, alpha, n_best)
         if key not in self._searches:
-            cfg, model = self.decode, self.model
+            model, cfg = self.model, self.decode
 
             @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)])
             def search(source_ids):
-                step, cache = model.step_fn(source_ids, beam_size)
-                source_lengths = tf.reduce_sum(tf.cast(source_ids != PAD_ID, tf.float32), 1)
-                max_lengths = tf.cast(
-                    tf.math.ceil(cfg.max_length_a * source_lengths) + cfg.max_length_b, tf.int32
-                )  # [B]
-                max_lengths = tf.minimum(max_lengths, model.max_length)
-                start_ids = tf.fill([tf.shape(source_ids)[0]], BOS_ID)
-                return beam_search(
-                    step, start_ids, cache, beam_size, EOS_ID, max_lengths, alpha, n_best
-                )
+                return search_batch(model, source_ids, cfg, beam_size, alpha, n_best)
 
             self._searches[key] = search
         return self._searches[key]
