@@ -1,0 +1,60 @@
+"""The label-smoothed loss against a hand computation; padding contributes nothing."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from t2t_lite.losses import cross_entropy
+
+LOGITS = np.array(
+    [[[2.0, 0.5, -1.0, 0.0], [0.1, 0.2, 0.3, 0.4], [1.0, 1.0, 1.0, 1.0]]], np.float32
+)  # [B=1, T=3, V=4]
+LABELS = np.array([[1, 3, 0]], np.int32)  # last position is padding
+
+
+def by_hand(logits, labels, epsilon):
+    total, weight = 0.0, 0
+    for row, label in zip(logits.reshape(-1, 4), labels.reshape(-1), strict=True):
+        if label == 0:
+            continue
+        log_probs = row - np.log(np.exp(row).sum())
+        target = np.full(4, epsilon / 3)  # epsilon over the V - 1 other classes
+        target[label] = 1 - epsilon
+        total += -(target * log_probs).sum()
+        weight += 1
+    return total, weight
+
+
+@pytest.mark.parametrize("epsilon", [0.0, 0.1, 0.3])
+def test_matches_hand_computation(epsilon):
+    loss_sum, weight = cross_entropy(tf.constant(LOGITS), tf.constant(LABELS), epsilon)
+    expected_sum, expected_weight = by_hand(LOGITS, LABELS, epsilon)
+    np.testing.assert_allclose(loss_sum.numpy(), expected_sum, rtol=1e-6)
+    assert weight.numpy() == expected_weight == 2
+
+
+def test_no_smoothing_is_negative_log_likelihood():
+    loss_sum, _ = cross_entropy(tf.constant(LOGITS[:, :1]), tf.constant(LABELS[:, :1]))
+    row = LOGITS[0, 0]
+    np.testing.assert_allclose(loss_sum.numpy(), np.log(np.exp(row).sum()) - row[1], rtol=1e-6)
+
+
+def test_padding_contributes_nothing():
+    base_sum, base_weight = cross_entropy(tf.constant(LOGITS), tf.constant(LABELS), 0.1)
+    # Change the logits at the padded position to anything, even inf: nothing changes.
+    poisoned = LOGITS.copy()
+    poisoned[0, 2] = [np.inf, -np.inf, 1e30, np.nan]
+    loss_sum, weight = cross_entropy(tf.constant(poisoned), tf.constant(LABELS), 0.1)
+    assert loss_sum.numpy() == base_sum.numpy() and weight.numpy() == base_weight.numpy()
+    # Extra padded columns and rows add nothing either.
+    padded_logits = np.concatenate([LOGITS, np.random.randn(1, 2, 4).astype(np.float32)], 1)
+    padded_labels = np.pad(LABELS, [[0, 1], [0, 2]])
+    padded_logits = np.concatenate([padded_logits, padded_logits], 0)
+    loss_sum, weight = cross_entropy(tf.constant(padded_logits), tf.constant(padded_labels), 0.1)
+    np.testing.assert_allclose(loss_sum.numpy(), base_sum.numpy(), rtol=1e-6)
+    assert weight.numpy() == 2
+
+
+def test_bfloat16_logits_are_computed_in_float32():
+    loss_sum, weight = cross_entropy(tf.constant(LOGITS, tf.bfloat16), tf.constant(LABELS), 0.1)
+    assert loss_sum.dtype == tf.float32 and weight.dtype == tf.float32

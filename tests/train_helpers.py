@@ -1,0 +1,42 @@
+"""Tiny copy-task data and configs for the training tests."""
+
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from t2t_lite.config import Config, load_config
+from t2t_lite.model_dir import CHECKPOINTS, build_model, read_config
+from t2t_lite.vocab import load_vocabularies
+from tests.helpers import CONFIGS, made_up_sentences
+
+
+def write_copy_task(directory, n_train: int = 200, n_valid: int = 20) -> dict[str, str]:
+    """Writes train/valid files where the target is a copy of the source; returns the paths."""
+    os.makedirs(directory, exist_ok=True)
+    paths = {}
+    for split, n, seed in (("train", n_train, 1), ("valid", n_valid, 2)):
+        lines = made_up_sentences(n, seed=seed)
+        for side in ("src", "tgt"):
+            path = os.path.join(directory, f"{split}.{side}")
+            with open(path, "w", encoding="utf-8") as f:
+                f.write("\n".join(lines) + "\n")
+            paths[f"{split}_{side}"] = path
+    return paths
+
+
+def copy_task_config(directory, *overrides: str) -> Config:
+    """The tiny preset on a copy task written into `directory`, with `overrides` applied."""
+    paths = write_copy_task(directory)
+    data = [f"data.{key}={path}" for key, path in paths.items()]
+    quiet = ["train.eval_every=0", "train.log_every=1000", "train.average_last=0"]
+    return load_config(os.path.join(CONFIGS, "tiny.yaml"), data + quiet + list(overrides))
+
+
+def checkpoint_weights(model_dir: str) -> list[np.ndarray]:
+    """The trainable weights of the latest checkpoint in `<model_dir>/checkpoints`."""
+    cfg = read_config(model_dir)
+    model = build_model(cfg, *load_vocabularies(model_dir))
+    prefix = tf.train.latest_checkpoint(os.path.join(model_dir, CHECKPOINTS))
+    tf.train.Checkpoint(model=model).read(prefix).expect_partial().assert_existing_objects_matched()
+    return [v.numpy() for v in model.trainable_variables]
