@@ -153,3 +153,21 @@ def test_attention_weights_returned():
     logits, attention = tiny()((SRC, TGT), return_attention=True)
     assert attention.shape == [3, 4, 6, 7]
     np.testing.assert_allclose(tf.reduce_sum(attention, -1).numpy(), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_forward_attention_and_steps(policy):
+    previous = keras.mixed_precision.dtype_policy()
+    keras.mixed_precision.set_dtype_policy(policy)
+    try:
+        model = tiny()
+        model.build()
+    finally:
+        keras.mixed_precision.set_dtype_policy(previous)
+    logits, attention = model((SRC, TGT), return_attention=True)
+    assert logits.dtype == tf.float32 and logits.shape == [3, 6, V]
+    assert attention.shape == [3, 4, 6, 7]
+    step, cache = model.step_fn(SRC)
+    step_logits, _ = step(TGT[:, 0], tf.constant(0), cache)
+    assert step_logits.dtype == tf.float32
+    np.testing.assert_allclose(step_logits.numpy(), logits[:, 0].numpy(), atol=0.1)

@@ -61,7 +61,8 @@ class TokenEmbedding(keras.layers.Layer):
         flat = tf.reshape(x, [-1, self.d_model])  # [B, T, D] -> [B*T, D]
         logits = tf.matmul(flat, table, transpose_b=True)  # [B*T, D] x [V, D]^T -> [B*T, V]
         logits = tf.reshape(logits, tf.concat([tf.shape(x)[:-1], [self.vocab_size]], 0))
-        return tf.cast(logits, tf.float32) + self.bias  # [B, T, V]
+        # Inside a mixed-precision call Keras reads variables in the compute dtype: cast back.
+        return tf.cast(logits, tf.float32) + tf.cast(self.bias, tf.float32)  # [B, T, V]
 
     def get_config(self):
         config = super().get_config()
