@@ -1,34 +1,46 @@
-"""Benchmarks of t2t_lite on a real corpus (Multi30k by default); prints, never asserts.
+"""Benchmarks of t2t_lite on Multi30k; prints numbers (and writes JSON), never asserts.
 
 Subcommands:
-    train   training throughput (source + target non-padding tokens/s) and peak memory.
+    train    training tokens/s (non-padding source + target) and peak memory.
+    decode   sentences/s and target tokens/s on test2016, greedy and beam 4, several batch
+             sizes, with BLEU and mean output length (a trained model directory is needed).
+    scaling  greedy decode time against source length (1, 2, 4, 8 sentences glued together):
+             with the key/value cache, time per generated token should stay about flat.
+    flops    the model's FLOPs per training step against the measured peak matmul throughput
+             of this machine (float32 and bfloat16).
+    all      train, decode (if --model_dir is given), scaling and flops, one table.
 
 Usage:
-    python scripts/benchmark.py train [--config configs/multi30k_cpu.yaml] [--set key=value ...]
-        [--warmup_steps 20] [--steps 60] [--work_dir DIR]
+    python scripts/benchmark.py train [--set key=value ...] [--steps 60] [--compare-onmt]
+    python scripts/benchmark.py decode --model_dir runs/quickstart [--batch_sizes 16 32 64]
+    python scripts/benchmark.py all --model_dir runs/quickstart --json bench.json
 
-The vocabulary and the tokenized-data cache are kept in --work_dir, so repeated runs (e.g.
-comparing train.mixed_precision or train.jit_compile) skip SentencePiece training.
+`--compare-onmt` (train, decode, all) also runs ../shared/bench/onmt_anchor.sh (OpenNMT-tf
+2.32 / TF 2.12 and, with decode, CTranslate2) on the same data and prints the ratios.
+The vocabulary and the data cache of `train` and `flops` are kept in --work_dir.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
+import subprocess
 import sys
 import time
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_ANCHOR = os.path.join(_REPO, "..", "shared", "bench", "onmt_anchor.sh")
 
 
-def benchmark_train(args: argparse.Namespace) -> dict[str, float]:
-    """Trains `args.warmup_steps + args.steps` steps; times the last `args.steps`."""
+def _train_state(args: argparse.Namespace):
+    """Config, vocabularies and a fresh TrainState for the benchmark config."""
     import keras
     import tensorflow as tf
 
     from t2t_lite.config import load_config
-    from t2t_lite.data import check_sources, load_pairs, train_dataset
+    from t2t_lite.data import check_sources, load_pairs
     from t2t_lite.train_state import TrainState
     from t2t_lite.vocab import build_vocabularies, load_vocabularies
 
@@ -42,9 +54,23 @@ def benchmark_train(args: argparse.Namespace) -> dict[str, float]:
         src_vocab, tgt_vocab = build_vocabularies(cfg, args.work_dir, src, tgt)
     keras.utils.set_random_seed(cfg.train.seed)
     state = TrainState(cfg, src_vocab, tgt_vocab, tf.distribute.get_strategy())
-    cache = os.path.join(args.work_dir, "data_cache")
-    batches = iter(train_dataset(cfg, src_vocab, tgt_vocab, cache))
-    step = lambda: state.train_step([next(batches) for _ in range(cfg.train.accumulate_steps)])  # noqa: E731
+    return cfg, src_vocab, tgt_vocab, state
+
+
+def _batches(cfg, src_vocab, tgt_vocab, work_dir):
+    from t2t_lite.data import train_dataset
+
+    return iter(train_dataset(cfg, src_vocab, tgt_vocab, os.path.join(work_dir, "data_cache")))
+
+
+def benchmark_train(args: argparse.Namespace) -> list[dict]:
+    """Trains `args.warmup_steps + args.steps` steps; times the last `args.steps`."""
+    cfg, src_vocab, tgt_vocab, state = _train_state(args)
+    batches = _batches(cfg, src_vocab, tgt_vocab, args.work_dir)
+
+    def step():
+        return state.train_step([next(batches) for _ in range(cfg.train.accumulate_steps)])
+
     start = time.perf_counter()
     for _ in range(args.warmup_steps):
         step()
@@ -54,36 +80,235 @@ def benchmark_train(args: argparse.Namespace) -> dict[str, float]:
         stats = step()
         tokens += stats.tokens
     seconds = time.perf_counter() - start
-    return {
-        "tokens_per_sec": tokens / seconds,
-        "sec_per_step": seconds / args.steps,
-        "warmup_sec": warmup_seconds,
-        "final_loss": stats.loss,
-        "traces": state.traces,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    }
+    return [
+        {
+            "system": "t2t_lite",
+            "what": "train",
+            "settings": " ".join(args.set) or "preset",
+            "tokens_per_s": round(tokens / seconds),
+            "sec_per_step": round(seconds / args.steps, 3),
+            "warmup_s": round(warmup_seconds, 1),
+            "final_loss": round(stats.loss, 3),
+            "traces": state.traces,
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        }
+    ]
+
+
+def _test_set(args):
+    from t2t_lite.data import read_lines, resolve_path
+
+    src = read_lines(resolve_path(os.path.join("multi30k", "test2016.en")))
+    ref = read_lines(resolve_path(os.path.join("multi30k", "test2016.de")))
+    return src[: args.sentences or None], ref[: args.sentences or None]
+
+
+def _translator(args):
+    from t2t_lite.model_dir import load_model
+    from t2t_lite.translator import Translator
+
+    model, cfg, src_vocab, tgt_vocab, prefix = load_model(args.model_dir, args.checkpoint)
+    return Translator(model, src_vocab, tgt_vocab, cfg.decode), prefix
+
+
+def _timed_translate(translator, lines, beam_size, batch_size):
+    """(hypotheses, seconds, target tokens) after one untimed warm-up call (tracing)."""
+    translator.translate(
+        lines[:batch_size], beam_size=beam_size, max_batch_size=batch_size, batch_tokens=10**9
+    )
+    translator.reset_stats()
+    start = time.perf_counter()
+    hyps = translator.translate(
+        lines, beam_size=beam_size, max_batch_size=batch_size, batch_tokens=10**9
+    )
+    return hyps, time.perf_counter() - start, translator.stats.target_tokens
+
+
+def benchmark_decode(args: argparse.Namespace) -> list[dict]:
+    """test2016 with greedy and beam 4 at several batch sizes (sentences per batch)."""
+    from t2t_lite.scoring import score_translations
+
+    translator, prefix = _translator(args)
+    src, ref = _test_set(args)
+    rows = []
+    for beam in (1, 4):
+        for batch_size in args.batch_sizes:
+            hyps, seconds, target_tokens = _timed_translate(translator, src, beam, batch_size)
+            rows.append(
+                {
+                    "system": "t2t_lite",
+                    "what": f"decode beam {beam}",
+                    "batch": batch_size,
+                    "sentences_per_s": round(len(src) / seconds, 1),
+                    "tgt_tokens_per_s": round(target_tokens / seconds),
+                    "mean_output_pieces": round(target_tokens / len(src), 1),
+                    "bleu": score_translations(hyps, ref)["bleu"],
+                    "checkpoint": os.path.basename(prefix),
+                }
+            )
+            print(_row(rows[-1]), flush=True)
+    return rows
+
+
+def benchmark_scaling(args: argparse.Namespace) -> list[dict]:
+    """Greedy decode cost per generated token for sources 1, 2, 4 and 8 sentences long."""
+    translator, _ = _translator(args)
+    src, _ = _test_set(args)
+    rows = []
+    for glue in (1, 2, 4, 8):
+        lines = [" ".join(src[i * glue : (i + 1) * glue]) for i in range(64)]
+        _, seconds, target_tokens = _timed_translate(translator, lines, 1, 32)
+        source_pieces = translator.stats.source_tokens / len(lines)
+        rows.append(
+            {
+                "system": "t2t_lite",
+                "what": f"greedy, sources of {glue} sentence(s)",
+                "mean_source_pieces": round(source_pieces, 1),
+                "mean_output_pieces": round(target_tokens / len(lines), 1),
+                "ms_per_output_piece": round(1000 * seconds / max(target_tokens, 1), 3),
+            }
+        )
+        print(_row(rows[-1]), flush=True)
+    return rows
+
+
+def peak_matmul_flops(dtype: str, n: int = 2048, repeats: int = 20) -> float:
+    """Measured FLOP/s of an `[n, n] x [n, n]` matmul chain in `dtype` on this machine."""
+    import tensorflow as tf
+
+    a = tf.random.normal([n, n], dtype=tf.float32)
+    a = tf.cast(a, dtype) / n**0.5
+
+    @tf.function
+    def chain(x):
+        for _ in range(repeats):
+            x = tf.matmul(x, a)
+        return tf.reduce_sum(tf.cast(x, tf.float32))
+
+    chain(a)  # trace and warm up
+    start = time.perf_counter()
+    chain(a).numpy()
+    return 2 * n**3 * repeats / (time.perf_counter() - start)
+
+
+def training_flops(cfg, batch: dict) -> float:
+    """FLOPs of one training step (forward + backward = 3 x forward) on a padded batch."""
+    b, s = batch["source"].shape
+    t = batch["target_in"].shape[1]
+    m = cfg.model
+    d, f, vocab = m.d_model, m.d_ff, cfg.vocab.size
+    enc = b * s * (2 * 4 * d * d + 2 * 2 * d * f) + 2 * 2 * b * s * s * d
+    dec = b * t * (2 * 6 * d * d + 2 * 2 * d * f) + 2 * b * s * 2 * d * d  # + memory k/v
+    dec += 2 * 2 * b * t * t * d + 2 * 2 * b * t * s * d  # self and cross attention
+    output = 2 * b * t * d * vocab
+    return 3.0 * (m.num_encoder_layers * enc + m.num_decoder_layers * dec + output)
+
+
+def benchmark_flops(args: argparse.Namespace) -> list[dict]:
+    """Model FLOPs per step and per second of training against the machine's matmul peak."""
+    cfg, src_vocab, tgt_vocab, state = _train_state(args)
+    batches = _batches(cfg, src_vocab, tgt_vocab, args.work_dir)
+    sample = [next(batches) for _ in range(50)]
+    flops = sum(training_flops(cfg, b) for b in sample) / len(sample)
+    for b in sample[:10]:  # warm-up and tracing
+        state.train_step([b])
+    start = time.perf_counter()
+    for b in sample[10:]:
+        state.train_step([b])
+    achieved = flops / ((time.perf_counter() - start) / (len(sample) - 10))
+    rows = []
+    for dtype in ("float32", "bfloat16"):
+        peak = peak_matmul_flops(dtype)
+        rows.append(
+            {
+                "system": "t2t_lite",
+                "what": f"FLOPs vs {dtype} matmul peak",
+                "settings": " ".join(args.set) or "preset",
+                "gflop_per_step": round(flops / 1e9, 1),
+                "achieved_gflops": round(achieved / 1e9, 1),
+                "peak_matmul_gflops": round(peak / 1e9, 1),
+                "fraction_of_peak": round(achieved / peak, 3),
+            }
+        )
+        print(_row(rows[-1]), flush=True)
+    return rows
+
+
+def run_onmt(args: argparse.Namespace, decode: bool) -> list[dict]:
+    """Runs the OpenNMT-tf anchor script and returns its JSON lines."""
+    command = ["bash", _ANCHOR, "--steps", str(args.onmt_steps)] + (["--ct2"] if decode else [])
+    print(
+        f"running {' '.join(command)} (installs its own venv under /tmp the first time)", flush=True
+    )
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+
+def ratios(ours: list[dict], theirs: list[dict]) -> list[str]:
+    """Lines comparing our figures with the anchor's on the same measure."""
+    lines = []
+    train = [r for r in ours if r["what"] == "train"]
+    onmt_train = [r for r in theirs if r.get("what") == "train"]
+    if train and onmt_train and onmt_train[0].get("tokens_per_s"):
+        ratio = train[0]["tokens_per_s"] / onmt_train[0]["tokens_per_s"]
+        lines.append(f"train tokens/s: t2t_lite / OpenNMT-tf = {ratio:.2f}x")
+    for beam in (4, 1):
+        mine = [r for r in ours if r["what"] == f"decode beam {beam}" and r["batch"] == 32]
+        for other in theirs:
+            if other.get("what", "").startswith(f"decode beam {beam}") and mine:
+                ratio = mine[0]["sentences_per_s"] / other["sentences_per_s"]
+                lines.append(
+                    f"beam {beam} sentences/s: t2t_lite / {other['system']} = {ratio:.2f}x"
+                )
+    return lines
+
+
+def _row(row: dict) -> str:
+    return "  ".join(
+        f"{k}={v:,}" if isinstance(v, (int, float)) else f"{k}={v}" for k, v in row.items()
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    train = commands.add_parser("train", help="training tokens/s and peak memory")
-    train.add_argument("--config", default=os.path.join(_REPO, "configs", "multi30k_cpu.yaml"))
-    train.add_argument("--set", action="append", default=[], help="section.key=value")
-    train.add_argument("--warmup_steps", type=int, default=20)
-    train.add_argument("--steps", type=int, default=60)
-    train.add_argument("--work_dir", default=os.path.join("/tmp", "t2t_benchmark_train"))
-    train.set_defaults(run=benchmark_train)
+    parser.add_argument("command", choices=["train", "decode", "scaling", "flops", "all"])
+    parser.add_argument("--config", default=os.path.join(_REPO, "configs", "multi30k_cpu.yaml"))
+    parser.add_argument("--set", action="append", default=[], help="section.key=value")
+    parser.add_argument("--warmup_steps", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--work_dir", default=os.path.join("/tmp", "t2t_benchmark_train"))
+    parser.add_argument("--model_dir", help="trained model for decode/scaling")
+    parser.add_argument("--checkpoint", default="")
+    parser.add_argument("--batch_sizes", type=int, nargs="+", default=[16, 32, 64])
+    parser.add_argument("--sentences", type=int, default=0, help="first N test sentences")
+    parser.add_argument("--compare-onmt", action="store_true", dest="compare_onmt")
+    parser.add_argument("--onmt_steps", type=int, default=200)
+    parser.add_argument("--json", help="also write all rows to this file")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    result = args.run(args)
-    settings = " ".join(args.set) or "defaults"
-    print(
-        f"{args.command} [{settings}]: "
-        + "  ".join(
-            f"{k} {v:,.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in result.items()
-        )
-    )
+    if args.command in ("decode", "scaling") and not args.model_dir:
+        parser.error(f"{args.command} needs --model_dir (a trained model, e.g. runs/quickstart)")
+    plan = {
+        "train": [benchmark_train],
+        "decode": [benchmark_decode],
+        "scaling": [benchmark_scaling],
+        "flops": [benchmark_flops],
+        "all": [benchmark_train, benchmark_flops]
+        + ([benchmark_decode, benchmark_scaling] if args.model_dir else []),
+    }[args.command]
+    rows = []
+    for bench in plan:
+        rows += bench(args)
+    if args.compare_onmt:
+        decoding = any(r["what"].startswith("decode") for r in rows)
+        theirs = run_onmt(args, decode=decoding)
+        rows += theirs
+        for line in ratios(rows, theirs):
+            print(line)
+    print("\n".join(_row(r) for r in rows))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(rows, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -55,18 +55,24 @@ class BestCheckpoint:
     """Keeps the model with the highest validation BLEU in `<model_dir>/best`.
 
     Args:
-        model_dir: the model directory.
+        model_dir: the model directory; the best BLEU so far is read from its `best.json`.
         checkpoint: a `tf.train.Checkpoint` holding at least the model.
+        scratch_dir: on a non-chief worker of a multi-worker run, its temporary directory:
+            tf.distribute has it save when the chief saves, so it saves into
+            `<scratch_dir>/best` instead, and writes no `best.json`.
 
     Example:
         >>> best = BestCheckpoint("runs/m", tf.train.Checkpoint(model=model))
         >>> best.update(step=1000, bleu=21.3, valid_loss=2.1)   # True: new best saved
     """
 
-    def __init__(self, model_dir: str, checkpoint: tf.train.Checkpoint):
+    def __init__(
+        self, model_dir: str, checkpoint: tf.train.Checkpoint, scratch_dir: str | None = None
+    ):
         self._model_dir = model_dir
+        self._write_json = scratch_dir is None
         self._manager = tf.train.CheckpointManager(
-            checkpoint, os.path.join(model_dir, BEST), max_to_keep=1
+            checkpoint, os.path.join(scratch_dir or model_dir, BEST), max_to_keep=1
         )
         previous = read_best(model_dir)
         self.bleu = previous["bleu"] if previous else float("-inf")
@@ -77,10 +83,11 @@ class BestCheckpoint:
             return False
         self.bleu = bleu
         self._manager.save(checkpoint_number=step)
-        scores = {"step": step, "bleu": bleu, "valid_loss": valid_loss}
-        write_text_atomic(
-            os.path.join(self._model_dir, BEST_JSON), json.dumps(scores, indent=2) + "\n"
-        )
+        if self._write_json:
+            scores = {"step": step, "bleu": bleu, "valid_loss": valid_loss}
+            write_text_atomic(
+                os.path.join(self._model_dir, BEST_JSON), json.dumps(scores, indent=2) + "\n"
+            )
         logging.info("New best BLEU %.2f at step %d, saved in %s", bleu, step, BEST)
         return True
 

@@ -4,7 +4,8 @@
 batches of new bucket shapes reuse a generalized `[None, None]` trace). Under a
 `tf.distribute` strategy every replica computes the gradient of its share of the loss, the
 loss sum being divided once by the GLOBAL number of target tokens (an all-reduced count), so
-the update does not depend on how many replicas share the global batch.
+the update does not depend on how many replicas share the global batch. The step also sums
+the replicas' votes to stop (`t2t_lite.stopping`), so all workers stop after the same update.
 
 Example:
     >>> state = TrainState(cfg, src_vocab, tgt_vocab, strategy)
@@ -19,6 +20,7 @@ import dataclasses
 from collections.abc import Iterator, Sequence
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from t2t_lite.config import Config, ConfigError
@@ -26,6 +28,7 @@ from t2t_lite.data import tokens_per_batch
 from t2t_lite.losses import cross_entropy, token_weight
 from t2t_lite.model_dir import build_model
 from t2t_lite.schedules import make_schedule
+from t2t_lite.stopping import STOP_REASONS
 from t2t_lite.vocab import Vocabulary
 
 Batch = dict[str, tf.Tensor]
@@ -43,12 +46,14 @@ class StepStats:
         tokens: non-padding source plus target tokens of the update.
         target_tokens: non-padding target tokens (the loss weight).
         grad_norm: global norm of the gradient before clipping.
+        stop_votes: per `STOP_REASONS`, how many replicas voted to stop.
     """
 
     loss: float
     tokens: float
     target_tokens: float
     grad_norm: float
+    stop_votes: tuple[float, ...]
 
 
 @contextlib.contextmanager
@@ -126,11 +131,19 @@ class TrainState:
         """The learning rate of the last update (of the first one before any update)."""
         return float(self.schedule(tf.maximum(self.optimizer.iterations - 1, 0)))
 
-    def train_step(self, batches: Sequence[Batch]) -> StepStats:
-        """One update from `train.accumulate_steps` batches (distributed values or dicts)."""
-        results = self._train_step(tuple(batches))
-        first = lambda x: float(self.strategy.experimental_local_results(x)[0])  # noqa: E731
-        return StepStats(*(first(x) for x in results))
+    def train_step(
+        self, batches: Sequence[Batch], stop_votes: Sequence[float] | None = None
+    ) -> StepStats:
+        """One update from `train.accumulate_steps` batches (distributed values or dicts).
+
+        `stop_votes` (default none) are this worker's votes to stop, one 0/1 per
+        `STOP_REASONS`; `StepStats.stop_votes` has their sum over all replicas.
+        """
+        if stop_votes is None:
+            stop_votes = np.zeros(len(STOP_REASONS))
+        results = self._train_step(tuple(batches), tf.constant(stop_votes, tf.float32))
+        *scalars, votes = (self.strategy.experimental_local_results(x)[0] for x in results)
+        return StepStats(*map(float, scalars), stop_votes=tuple(votes.numpy().tolist()))
 
     def eval_loss(self, dataset: tf.data.Dataset) -> float:
         """Mean loss per target token over a finite dataset of (undistributed) batches."""
@@ -145,20 +158,21 @@ class TrainState:
         logits = self.model((batch["source"], batch["target_in"]), training=training)
         return cross_entropy(logits, batch["target_out"], self.cfg.train.label_smoothing)
 
-    def _step(self, batches: tuple[Batch, ...]):
+    def _step(self, batches: tuple[Batch, ...], stop_votes: tf.Tensor):
         self.traces += 1  # runs only while tracing
-        return self.strategy.run(self._replica_step, args=(batches,))
+        return self.strategy.run(self._replica_step, args=(batches, stop_votes))
 
-    def _replica_step(self, batches: tuple[Batch, ...]):
+    def _replica_step(self, batches: tuple[Batch, ...], stop_votes: tf.Tensor):
         ctx = tf.distribute.get_replica_context()
         variables = self.model.trainable_variables
         loss_scaled = isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer)
         # The global weight is known from the labels before the forward pass, so each
         # batch's loss sum is divided by it once, inside the tape.
         weight = ctx.all_reduce(SUM, tf.add_n([token_weight(b["target_out"]) for b in batches]))
-        tokens = ctx.all_reduce(
-            SUM, tf.add_n([tf.cast(tokens_per_batch(b), tf.float32) for b in batches])
-        )
+        tokens = tf.add_n([tf.cast(tokens_per_batch(b), tf.float32) for b in batches])
+        # The stop votes ride along with the token count: one all-reduce for both.
+        counts = ctx.all_reduce(SUM, tf.concat([[tokens], stop_votes], axis=0))
+        tokens, stop_votes = counts[0], counts[1:]
         grads, loss_sum = None, 0.0
         for batch in batches:
             with tf.GradientTape() as tape:
@@ -183,4 +197,4 @@ class TrainState:
             factor = tf.minimum(1.0, self.cfg.train.clip_norm / grad_norm)
             grads = [g * tf.cast(factor, g.dtype) for g in grads]
         self.optimizer.apply_gradients(zip(grads, variables, strict=True))
-        return loss, tokens, weight, grad_norm
+        return loss, tokens, weight, grad_norm, stop_votes

@@ -7,13 +7,18 @@ skipped). A saved configuration that differs in a key that can change the weight
 unless `overwrite_config=True`; `RESUMABLE_KEYS` may change freely (e.g. raising
 `train.steps` to train longer).
 
-Training stops after `train.steps` updates, after `train.max_minutes`, when validation BLEU
-has not improved for `train.early_stopping` evaluations, or on SIGINT/SIGTERM; in every case
-a checkpoint is saved and `train` returns normally (so the CLI exits with status 0 and the
-same command resumes). A second SIGINT aborts at once (KeyboardInterrupt, no save). A NaN or
-Inf loss raises `FloatingPointError` without saving, so the last good checkpoint stays. If a
-fresh run fails before its first checkpoint, what it created in the model directory is
-removed.
+Training stops after `train.steps` updates, or early, one update after any of: a SIGINT or
+SIGTERM, `train.max_minutes` passed, validation BLEU not improved for `train.early_stopping`
+evaluations (all workers of a multi-worker run stop at the same step: `t2t_lite.stopping`);
+in every case a checkpoint is saved and `train` returns normally (so the CLI exits with
+status 0 and the same command resumes). A second SIGINT aborts at once (KeyboardInterrupt, no
+save). A NaN or Inf loss raises `FloatingPointError` without saving, so the last good
+checkpoint stays. If a fresh run fails before its first checkpoint, what it created in the
+model directory is removed.
+
+Multi-worker runs (`TF_CONFIG`, see `t2t_lite.workers`) need the model directory on a
+filesystem all workers share: every worker reads the chief's vocabularies, tokenized data
+and latest checkpoint from it; only the chief writes into it.
 
 Example:
     >>> cfg = load_config("configs/tiny.yaml", ["data.train_src=train.en", ...])
@@ -28,9 +33,6 @@ import contextlib
 import dataclasses
 import os
 import shutil
-import signal
-import tempfile
-import threading
 import time
 
 import keras
@@ -45,12 +47,21 @@ from t2t_lite.checkpoints import (
     write_text_atomic,
 )
 from t2t_lite.config import Config, ConfigError, TrainConfig, config_diff
-from t2t_lite.data import check_sources, eval_dataset, load_pairs, train_dataset
+from t2t_lite.data import (
+    TokenPairs,
+    cached_train_pairs,
+    check_sources,
+    eval_dataset,
+    load_pairs,
+    make_train_dataset,
+)
 from t2t_lite.model_dir import CHECKPOINTS, CONFIG_FILE, read_config
+from t2t_lite.stopping import StopRequests, agreed_reason
 from t2t_lite.summaries import Summaries, log_progress
 from t2t_lite.train_state import TrainState
 from t2t_lite.translator import Translator
 from t2t_lite.vocab import BOS_ID, EOS_ID, Vocabulary, build_vocabularies, load_vocabularies
+from t2t_lite.workers import check_agreement, is_chief, make_strategy, write_dir
 
 # Keys that cannot change the weights of the steps already taken: they may differ from the
 # saved config on resume without --overwrite_config.
@@ -79,7 +90,8 @@ class TrainResult:
         step: updates done in total (including earlier runs of the same directory).
         stop_reason: "steps", "max_minutes", "early_stopping", "SIGINT" or "SIGTERM".
         loss: training loss of the last update (NaN if no update was done).
-        checkpoint: prefix of the last checkpoint saved.
+        checkpoint: prefix of the last checkpoint saved (on a non-chief worker, in its
+            temporary directory, removed when `train` returns; see `t2t_lite.workers`).
         best_bleu: best validation BLEU so far, or None without evaluation.
     """
 
@@ -88,26 +100,6 @@ class TrainResult:
     loss: float
     checkpoint: str | None
     best_bleu: float | None
-
-
-def make_strategy() -> tf.distribute.Strategy:
-    """MultiWorkerMirrored with `TF_CONFIG`, Mirrored with several GPUs, else the default."""
-    if os.environ.get("TF_CONFIG"):
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    if len(tf.config.list_logical_devices("GPU")) > 1:
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.get_strategy()
-
-
-def _is_chief(strategy: tf.distribute.Strategy) -> bool:
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.task_type:
-        return True
-    return resolver.task_type == "chief" or (
-        resolver.task_type == "worker"
-        and resolver.task_id == 0
-        and "chief" not in resolver.cluster_spec().as_dict()
-    )
 
 
 def check_resume_config(saved: Config, cfg: Config, overwrite_config: bool) -> list[str]:
@@ -127,30 +119,6 @@ def check_resume_config(saved: Config, cfg: Config, overwrite_config: bool) -> l
             "configuration and resume from its checkpoint"
         )
     return changes
-
-
-class _StopSignals:
-    """Turns the first SIGINT/SIGTERM into a stop request; a second SIGINT aborts."""
-
-    def __init__(self):
-        self.name: str | None = None
-        self._previous: dict[int, object] = {}
-
-    def _handle(self, signum, frame):
-        if self.name is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.name = signal.Signals(signum).name
-        logging.warning("%s received: stopping after this step and saving a checkpoint", self.name)
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                self._previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def __exit__(self, *exc):
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
 
 
 class _Validation:
@@ -213,21 +181,51 @@ class _Cleanup:
 
 
 def _prepare_model_dir(
-    cfg: Config, model_dir: str, overwrite_config: bool
-) -> tuple[Vocabulary, Vocabulary, bool]:
-    """The run's vocabularies, and whether config.yaml must be (re)written.
+    cfg: Config,
+    model_dir: str,
+    overwrite_config: bool,
+    strategy: tf.distribute.Strategy,
+    chief: bool,
+) -> tuple[Vocabulary, Vocabulary, TokenPairs, bool]:
+    """The run's vocabularies and tokenized training pairs, and whether to write config.yaml.
 
-    A fresh directory gets its vocabularies here; config.yaml is written by the caller once
-    the model and any checkpoint have been loaded, so a checkpoint that does not fit a changed
-    config leaves the saved config as it was.
+    The chief builds the vocabularies of a fresh directory and tokenizes the training data
+    (or reads it from `data_cache/`); the other workers wait for it, then read both from the
+    model directory. config.yaml is written by the caller once the model and any checkpoint
+    have been loaded, so a checkpoint that does not fit a changed config leaves the saved
+    config as it was.
     """
-    if os.path.isfile(os.path.join(model_dir, CONFIG_FILE)):
-        changes = check_resume_config(read_config(model_dir), cfg, overwrite_config)
-        if changes:
-            logging.warning("Configuration changes on resume:\n  %s", "\n  ".join(changes))
-        return (*load_vocabularies(model_dir), bool(changes))
-    src, tgt = load_pairs(cfg.data, "train")
-    return (*build_vocabularies(cfg, model_dir, src, tgt), True)
+    fresh = not os.path.isfile(os.path.join(model_dir, CONFIG_FILE))
+    changes = [] if fresh else check_resume_config(read_config(model_dir), cfg, overwrite_config)
+    if changes:
+        logging.warning("Configuration changes on resume:\n  %s", "\n  ".join(changes))
+    cache_dir = os.path.join(model_dir, DATA_CACHE)
+    if chief:
+        if fresh:
+            vocabs = build_vocabularies(cfg, model_dir, *load_pairs(cfg.data, "train"))
+        else:
+            vocabs = load_vocabularies(model_dir)
+        pairs = cached_train_pairs(cfg, *vocabs, cache_dir)
+    # A barrier: the other workers read what the chief has just written.
+    check_agreement(strategy, "whether the model directory is new", int(fresh))
+    if not chief:
+        vocabs = load_vocabularies(model_dir)
+        pairs = cached_train_pairs(cfg, *vocabs, cache_dir)  # a cache hit
+    return (*vocabs, pairs, fresh or bool(changes))
+
+
+def _restore(state: TrainState, model_dir: str) -> str | None:
+    """Restores the latest checkpoint of `model_dir` (on every worker); returns its prefix."""
+    prefix = tf.train.latest_checkpoint(os.path.join(model_dir, CHECKPOINTS))
+    if prefix:
+        try:
+            state.checkpoint.restore(prefix).assert_consumed()
+        except (AssertionError, ValueError, tf.errors.OpError) as e:
+            raise ConfigError(
+                f"{prefix} does not fit the configuration ({e}); use a new --model_dir"
+            ) from None
+        logging.info("Resumed from %s at step %d", prefix, int(state.step.numpy()))
+    return prefix
 
 
 def train(
@@ -255,11 +253,12 @@ def train(
     cfg.validate()
     check_sources(cfg.data, ["train", "valid"] if cfg.train.eval_every else ["train"])
     strategy = strategy or make_strategy()
-    chief = _is_chief(strategy)
+    chief = is_chief(strategy)
     cleanup = _Cleanup(model_dir)
     try:
-        src_vocab, tgt_vocab, write_config = _prepare_model_dir(cfg, model_dir, overwrite_config)
-        return _train(cfg, model_dir, strategy, chief, src_vocab, tgt_vocab, write_config)
+        prepared = _prepare_model_dir(cfg, model_dir, overwrite_config, strategy, chief)
+        with write_dir(model_dir, chief) as out_dir:
+            return _train(cfg, model_dir, out_dir, strategy, chief, *prepared)
     except BaseException:
         if chief:
             cleanup()
@@ -269,57 +268,51 @@ def train(
 def _train(
     cfg: Config,
     model_dir: str,
+    out_dir: str,
     strategy: tf.distribute.Strategy,
     chief: bool,
     src_vocab: Vocabulary,
     tgt_vocab: Vocabulary,
+    pairs: TokenPairs,
     write_config: bool,
 ) -> TrainResult:
     t = cfg.train
     keras.utils.set_random_seed(t.seed)
     state = TrainState(cfg, src_vocab, tgt_vocab, strategy)
-    # Non-chief workers of a multi-worker run write their (identical) checkpoints to a
-    # temporary directory, as tf.distribute requires every worker to save.
-    ckpt_dir = os.path.join(model_dir, CHECKPOINTS) if chief else tempfile.mkdtemp()
-    manager = tf.train.CheckpointManager(state.checkpoint, ckpt_dir, max_to_keep=t.keep_checkpoints)
-    if manager.latest_checkpoint:
-        try:
-            state.checkpoint.restore(manager.latest_checkpoint).assert_consumed()
-        except (AssertionError, ValueError, tf.errors.OpError) as e:
-            raise ConfigError(
-                f"{manager.latest_checkpoint} does not fit the configuration ({e}); "
-                "use a new --model_dir"
-            ) from None
-        logging.info("Resumed from %s at step %d", manager.latest_checkpoint, int(state.step))
+    last_saved = _restore(state, model_dir)
+    start_step = int(state.step.numpy())
+    check_agreement(strategy, "the step to start from", start_step)
     if write_config and chief:
         write_text_atomic(os.path.join(model_dir, CONFIG_FILE), cfg.to_yaml())
-    start_step = int(state.step)
+    # Every worker saves (tf.distribute); a non-chief worker into its temporary `out_dir`.
+    manager = tf.train.CheckpointManager(
+        state.checkpoint, os.path.join(out_dir, CHECKPOINTS), max_to_keep=t.keep_checkpoints
+    )
 
     validation = None
     if t.eval_every:
         sources, refs = load_pairs(cfg.data, "valid")
         validation = _Validation(cfg, state, src_vocab, tgt_vocab, sources, refs)
-    best = BestCheckpoint(model_dir, tf.train.Checkpoint(model=state.model, step=state.step))
-
-    cache_dir = os.path.join(model_dir, DATA_CACHE)
+    best_checkpoint = tf.train.Checkpoint(model=state.model, step=state.step)
+    best = BestCheckpoint(model_dir, best_checkpoint, scratch_dir=None if chief else out_dir)
 
     def dataset_fn(ctx: tf.distribute.InputContext) -> tf.data.Dataset:
         per_pipeline = ctx.num_replicas_in_sync // ctx.num_input_pipelines
         consumed = start_step * t.accumulate_steps * per_pipeline
-        return train_dataset(cfg, src_vocab, tgt_vocab, cache_dir, input_context=ctx).skip(consumed)
+        return make_train_dataset(pairs, t, input_context=ctx).skip(consumed)
 
     iterator = iter(strategy.distribute_datasets_from_function(dataset_fn))
     summaries = Summaries(model_dir, enabled=chief)
     if start_step == 0:
         summaries.config(0, cfg.to_yaml())
 
-    step, stop_reason, loss, stale = start_step, "steps", float("nan"), 0
+    step, stop_reason, loss, stale = start_step, None, float("nan"), 0
     start = window_start = time.monotonic()
     window_tokens, window_steps = 0.0, 0
-    last_saved = manager.latest_checkpoint
-    with _StopSignals() as signals, contextlib.closing(summaries):
-        while step < t.steps:
-            stats = state.train_step([next(iterator) for _ in range(t.accumulate_steps)])
+    with StopRequests() as requests, contextlib.closing(summaries):
+        while step < t.steps and stop_reason is None:
+            batches = [next(iterator) for _ in range(t.accumulate_steps)]
+            stats = state.train_step(batches, requests.votes())
             step, loss = step + 1, stats.loss
             if not (_finite(stats.loss) and (_finite(stats.grad_norm) or _loss_scaled(t))):
                 raise FloatingPointError(
@@ -354,16 +347,13 @@ def _train(
             if validation and step % t.eval_every == 0:
                 valid_loss, bleu = validation(step, summaries)
                 stale = 0 if best.update(step, bleu, valid_loss) else stale + 1
-                if t.early_stopping and stale >= t.early_stopping:
-                    stop_reason = "early_stopping"
+                requests.early_stopping = bool(t.early_stopping) and stale >= t.early_stopping
             if step % t.save_every == 0:
                 last_saved = manager.save(checkpoint_number=step)
-            if signals.name:
-                stop_reason = signals.name
-            elif t.max_minutes and elapsed >= t.max_minutes * 60:
-                stop_reason = "max_minutes"
-            if stop_reason != "steps":
-                break
+            requests.time_up = bool(t.max_minutes) and elapsed >= t.max_minutes * 60
+            # This step's votes were cast before it: every worker stops after the same step.
+            stop_reason = agreed_reason(stats.stop_votes)
+    stop_reason = stop_reason or "steps"
     if last_saved is None or checkpoint_step(last_saved) != step:
         last_saved = manager.save(checkpoint_number=step)
     logging.info("Training stopped at step %d (%s); checkpoint %s", step, stop_reason, last_saved)

@@ -152,6 +152,7 @@ class Translator:
         n_best: int | None = None,
         batch_tokens: int | None = None,
         first_line: int = 1,
+        max_batch_size: int = 0,
     ) -> list[list[Hypothesis]]:
         """Translates every line; returns `n_best` hypotheses per line, best first.
 
@@ -162,6 +163,7 @@ class Translator:
             lines: source sentences, one per entry.
             beam_size, alpha, n_best, batch_tokens: override the `decode` defaults.
             first_line: line number of `lines[0]`, for warnings about long lines.
+            max_batch_size: at most this many sentences per batch (0 = no limit).
 
         Returns:
             One list of hypotheses per input line, in input order.
@@ -182,7 +184,8 @@ class Translator:
         encoded = self.encode([texts[i] for i in todo], [first_line + i for i in todo])
         encoded_by_line = dict(zip(todo, encoded, strict=True))
         search = self.search_fn(beam_size, alpha, n_best)
-        for batch in length_batches(todo, [len(e) for e in encoded], batch_tokens):
+        lengths = [len(e) for e in encoded]
+        for batch in length_batches(todo, lengths, batch_tokens, max_batch_size):
             width = max(len(encoded_by_line[i]) for i in batch)
             source = np.zeros([len(batch), width], np.int32)  # [B, S], 0 = padding
             for row, i in enumerate(batch):
@@ -208,19 +211,21 @@ class Translator:
 
 
 def length_batches(
-    indices: Sequence[int], lengths: Sequence[int], batch_tokens: int
+    indices: Sequence[int], lengths: Sequence[int], batch_tokens: int, max_batch_size: int = 0
 ) -> list[list[int]]:
     """Groups `indices` by similar length so each batch's padded size fits `batch_tokens`.
 
     Sentences are sorted by length (longest first, so the first batch shows the worst case);
-    a batch grows while `batch_size * longest_length <= batch_tokens`; a sentence longer than
-    the budget forms a batch of its own.
+    a batch grows while `batch_size * longest_length <= batch_tokens` (and, if
+    `max_batch_size` > 0, while it has fewer than `max_batch_size` sentences); a sentence
+    longer than the budget forms a batch of its own.
     """
     order = sorted(range(len(indices)), key=lambda j: -lengths[j])
     batches, current, longest = [], [], 0
     for j in order:
         longest_if_added = max(longest, lengths[j])
-        if current and (len(current) + 1) * longest_if_added > batch_tokens:
+        full = max_batch_size and len(current) >= max_batch_size
+        if current and (full or (len(current) + 1) * longest_if_added > batch_tokens):
             batches.append(current)
             current, longest_if_added = [], lengths[j]
         current.append(indices[j])

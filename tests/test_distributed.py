@@ -1,4 +1,5 @@
-"""Two logical CPU devices under MirroredStrategy train exactly like one device.
+"""Two logical CPU devices under MirroredStrategy train exactly like one device, and train()
+runs on them.
 
 Logical devices must be configured before TensorFlow initializes its devices, which the
 other tests in this process have already done, so the comparison runs in a subprocess.
@@ -64,6 +65,15 @@ SCRIPT = textwrap.dedent(
     for a, b in zip(one_weights, two_weights, strict=True):
         np.testing.assert_allclose(b, a, atol=1e-5)
     assert not np.allclose(one_losses[0][0], one_losses[-1][0])  # the weights did change
+
+    # train() on two replicas: the time limit passes during step 1, the replicas' summed
+    # votes stop both after step 2.
+    from t2t_lite.trainer import train
+
+    short = copy_task_config(sys.argv[1], "train.steps=5", "train.max_minutes=1.0e-9")
+    result = train(short, sys.argv[1] + "/mirrored", strategy=mirrored)
+    assert (result.step, result.stop_reason) == (2, "max_minutes"), result
+    assert result.checkpoint.endswith("ckpt-2")
     print("OK")
     """
 )

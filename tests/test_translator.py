@@ -95,6 +95,8 @@ def test_length_batches_respect_budget_and_cover_everything():
     assert sorted(i for b in batches for i in b) == list(range(8))
     for b in batches:
         assert len(b) == 1 or len(b) * max(lengths[i] for i in b) <= 32
+    capped = length_batches(list(range(8)), lengths, 1000, max_batch_size=3)
+    assert [len(b) for b in capped] == [3, 3, 2]
 
 
 def test_read_chunks_splits_on_newline_only():
