@@ -140,13 +140,14 @@ class _Validation:
         tgt_ids = [ids[: cfg.data.max_tgt_length - 1] for ids in tgt_vocab.encode(refs)]
         self.dataset = eval_dataset(src_ids, tgt_ids, cfg.train.batch_tokens)
         self.first = (src_ids[0] + [EOS_ID], [BOS_ID] + tgt_ids[0])
+        # One translator for the whole run: its search is traced once, not at every evaluation.
+        self.translator = Translator(state.model, src_vocab, tgt_vocab, cfg.decode)
 
     def __call__(self, step: int, summaries: Summaries) -> tuple[float, float]:
         """Returns `(valid_loss, bleu)` and writes them with samples to TensorBoard."""
         loss = self.state.eval_loss(self.dataset)
         count = self.cfg.train.eval_sentences or len(self.sources)
-        translator = Translator(self.state.model, self.src_vocab, self.tgt_vocab, self.cfg.decode)
-        hyps = translator.translate(self.sources[:count], beam_size=1)
+        hyps = self.translator.translate(self.sources[:count], beam_size=1)
         bleu = sacrebleu.corpus_bleu(hyps, [self.refs[:count]]).score
         samples = list(zip(self.sources, self.refs, hyps, strict=False))[:NUM_SAMPLES]
         src, tgt_in = (tf.constant([ids], tf.int32) for ids in self.first)
