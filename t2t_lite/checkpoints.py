@@ -11,30 +11,16 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 
 import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from t2t_lite.atomic import write_file_atomic
 from t2t_lite.model_dir import AVERAGED, BEST, CHECKPOINTS, build_model, read_config
 from t2t_lite.vocab import load_vocabularies
 
 BEST_JSON = "best.json"
-
-
-def write_text_atomic(path: str, text: str) -> None:
-    """Writes `text` to a temporary file beside `path`, then renames it into place."""
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def checkpoint_step(prefix: str) -> int:
@@ -85,7 +71,7 @@ class BestCheckpoint:
         self._manager.save(checkpoint_number=step)
         if self._write_json:
             scores = {"step": step, "bleu": bleu, "valid_loss": valid_loss}
-            write_text_atomic(
+            write_file_atomic(
                 os.path.join(self._model_dir, BEST_JSON), json.dumps(scores, indent=2) + "\n"
             )
         logging.info("New best BLEU %.2f at step %d, saved in %s", bleu, step, BEST)

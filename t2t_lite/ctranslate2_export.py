@@ -31,8 +31,6 @@ Example:
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +39,7 @@ import numpy as np
 import sentencepiece as spm
 import tensorflow as tf
 
+from t2t_lite.atomic import atomic_directory
 from t2t_lite.data.text import normalize
 from t2t_lite.layers import DecoderLayer, EncoderLayer, MultiHeadAttention
 from t2t_lite.layers.positional import sinusoids
@@ -101,25 +100,11 @@ def export_ctranslate2(
     """
     ct2 = _import_ctranslate2()
     output_dir = os.fspath(output_dir)
-    if os.path.exists(output_dir) and not (
-        os.path.isdir(output_dir) and not os.listdir(output_dir)
-    ):
-        raise FileExistsError(f"{output_dir} exists and is not an empty directory")
-    spec = _transformer_spec(ct2.specs, model, source_vocab, target_vocab)
-    spec.validate()
-    spec.optimize(quantization=quantization)
-
-    parent = os.path.dirname(os.path.abspath(output_dir))
-    os.makedirs(parent, exist_ok=True)
-    temp = tempfile.mkdtemp(prefix=".ct2-export-", dir=parent)
-    try:
+    with atomic_directory(output_dir) as temp:
+        spec = _transformer_spec(ct2.specs, model, source_vocab, target_vocab)
+        spec.validate()
+        spec.optimize(quantization=quantization)
         spec.save(temp)
-        if os.path.isdir(output_dir):
-            os.rmdir(output_dir)
-        os.replace(temp, output_dir)
-    except BaseException:
-        shutil.rmtree(temp, ignore_errors=True)
-        raise
     return output_dir
 
 

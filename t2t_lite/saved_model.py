@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 
 import tensorflow as tf
 
+from t2t_lite.atomic import atomic_directory
 from t2t_lite.config import DecodeConfig
 from t2t_lite.transformer import Transformer
 from t2t_lite.translator import search_batch
@@ -102,13 +102,8 @@ def export_saved_model(
     Raises:
         FileExistsError: `output_dir` exists and is not empty.
     """
-    if os.path.isdir(output_dir) and os.listdir(output_dir):
-        raise FileExistsError(f"--output {output_dir} exists and is not empty")
     module = TranslationModule(model, source_vocab, target_vocab, decode)
-    parent = os.path.dirname(os.path.abspath(output_dir))
-    os.makedirs(parent, exist_ok=True)
-    temp = tempfile.mkdtemp(prefix=".export-", dir=parent)
-    try:
+    with atomic_directory(output_dir) as temp:
         tf.saved_model.save(
             module,
             temp,
@@ -121,10 +116,4 @@ def export_saved_model(
         os.makedirs(extra, exist_ok=True)
         for name in {source_vocab.path, target_vocab.path}:
             shutil.copy(name, extra)
-        if os.path.isdir(output_dir):
-            os.rmdir(output_dir)
-        os.replace(temp, output_dir)
-    except BaseException:
-        shutil.rmtree(temp, ignore_errors=True)
-        raise
     return output_dir

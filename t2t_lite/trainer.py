@@ -40,12 +40,8 @@ import sacrebleu
 import tensorflow as tf
 from absl import logging
 
-from t2t_lite.checkpoints import (
-    BestCheckpoint,
-    average_checkpoints,
-    checkpoint_step,
-    write_text_atomic,
-)
+from t2t_lite.atomic import write_file_atomic
+from t2t_lite.checkpoints import BestCheckpoint, average_checkpoints, checkpoint_step
 from t2t_lite.config import Config, ConfigError, TrainConfig, config_diff
 from t2t_lite.data import (
     TokenPairs,
@@ -284,7 +280,7 @@ def _train(
     start_step = int(state.step.numpy())
     check_agreement(strategy, "the step to start from", start_step)
     if write_config and chief:
-        write_text_atomic(os.path.join(model_dir, CONFIG_FILE), cfg.to_yaml())
+        write_file_atomic(os.path.join(model_dir, CONFIG_FILE), cfg.to_yaml())
     # Every worker saves (tf.distribute); a non-chief worker into its temporary `out_dir`.
     manager = tf.train.CheckpointManager(
         state.checkpoint, os.path.join(out_dir, CHECKPOINTS), max_to_keep=t.keep_checkpoints

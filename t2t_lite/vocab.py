@@ -23,13 +23,13 @@ from __future__ import annotations
 import io
 import itertools
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 import sentencepiece as spm
 from absl import logging
 
+from t2t_lite.atomic import write_file_atomic
 from t2t_lite.config import Config, VocabConfig
 
 PAD_ID = 0
@@ -166,20 +166,6 @@ def _read_model(path: str) -> bytes:
     return proto
 
 
-def _write_atomic(path: str, data: bytes) -> None:
-    """Writes `data` to a temporary file beside `path`, then renames it into place."""
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-vocab-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def _train_logged(cfg: Config, texts: Iterable[str], side: str) -> bytes:
     v = cfg.vocab
     logging.info("Vocabulary (%s): training a %d-piece %s model", side, v.size, v.type)
@@ -229,7 +215,7 @@ def build_vocabularies(
         else:
             proto = _train_logged(cfg, itertools.chain(train_src_texts, train_tgt_texts), "shared")
         path = os.path.join(model_dir, SHARED_MODEL)
-        _write_atomic(path, proto)
+        write_file_atomic(path, proto)
         _remove_stale(model_dir, [SOURCE_MODEL, TARGET_MODEL])
         vocab = Vocabulary(path)
         return vocab, vocab
@@ -239,8 +225,8 @@ def build_vocabularies(
     src_proto = src_proto or _train_logged(cfg, train_src_texts, "source")
     tgt_proto = tgt_proto or _train_logged(cfg, train_tgt_texts, "target")
     paths = [os.path.join(model_dir, SOURCE_MODEL), os.path.join(model_dir, TARGET_MODEL)]
-    _write_atomic(paths[0], src_proto)
-    _write_atomic(paths[1], tgt_proto)
+    write_file_atomic(paths[0], src_proto)
+    write_file_atomic(paths[1], tgt_proto)
     _remove_stale(model_dir, [SHARED_MODEL])
     return Vocabulary(paths[0]), Vocabulary(paths[1])
 

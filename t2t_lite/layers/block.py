@@ -5,6 +5,8 @@ from collections.abc import Callable
 import keras
 import tensorflow as tf
 
+from t2t_lite.layers.positional import SinusoidalPositionalEncoding
+
 
 def residual(
     x: tf.Tensor,
@@ -80,4 +82,46 @@ class BlockLayer(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(self.block_args())
+        return config
+
+
+class StackLayer(BlockLayer):
+    """Base of the encoder and decoder stacks: `num_layers` blocks of `block_class`, a
+    position encoding, embedding dropout, and a final norm when pre-norm.
+
+    The blocks are attributes `layer_0`, `layer_1`, ... (not a list): tf.train.Checkpoint
+    does not track lists of Keras 3 layers, and checkpoints must hold every weight.
+
+    Args:
+        num_layers: number of blocks.
+        d_model, num_heads, d_ff, **kwargs: as in `BlockLayer`.
+    """
+
+    block_class: type[BlockLayer]
+
+    def __init__(self, num_layers, d_model, num_heads, d_ff, **kwargs):
+        super().__init__(d_model, num_heads, d_ff, **kwargs)
+        self.num_layers = num_layers
+        policy = self.dtype_policy
+        self.position_encoding = SinusoidalPositionalEncoding(name="position", dtype=policy)
+        for i in range(num_layers):
+            block = self.block_class(**self.block_args(), name=f"layer_{i}", dtype=policy)
+            setattr(self, f"layer_{i}", block)
+        self.final_norm = layer_norm("final_norm", policy) if self.pre_norm else None
+
+    @property
+    def blocks(self) -> list:
+        """The blocks of the stack, first to last."""
+        return [getattr(self, f"layer_{i}") for i in range(self.num_layers)]
+
+    def build(self, input_shape):
+        for block in self.blocks:
+            block.build([None, None, self.d_model])
+        if self.final_norm is not None:
+            self.final_norm.build([None, None, self.d_model])
+        self.built = True
+
+    def get_config(self):
+        config = super().get_config()
+        config["num_layers"] = self.num_layers
         return config

@@ -4,9 +4,8 @@ import keras
 import tensorflow as tf
 
 from t2t_lite.layers.attention import MultiHeadAttention
-from t2t_lite.layers.block import BlockLayer, layer_norm, residual
+from t2t_lite.layers.block import BlockLayer, StackLayer, layer_norm, residual
 from t2t_lite.layers.feed_forward import FeedForward
-from t2t_lite.layers.positional import SinusoidalPositionalEncoding
 
 
 @keras.saving.register_keras_serializable(package="t2t_lite")
@@ -107,7 +106,7 @@ class DecoderLayer(BlockLayer):
 
 
 @keras.saving.register_keras_serializable(package="t2t_lite")
-class Decoder(BlockLayer):
+class Decoder(StackLayer):
     """Position encoding, dropout, a stack of `DecoderLayer`s, and a final norm if pre-norm.
 
     Args:
@@ -134,32 +133,7 @@ class Decoder(BlockLayer):
         TensorShape([1, 3, 8])
     """
 
-    def __init__(self, num_layers, d_model, num_heads, d_ff, **kwargs):
-        super().__init__(d_model, num_heads, d_ff, **kwargs)
-        self.num_layers = num_layers
-        policy = self.dtype_policy
-        self.position_encoding = SinusoidalPositionalEncoding(name="position", dtype=policy)
-        # One attribute per layer (not a list): tf.train.Checkpoint does not track lists of
-        # Keras 3 layers, and checkpoints must hold every weight.
-        for i in range(num_layers):
-            setattr(
-                self,
-                f"layer_{i}",
-                DecoderLayer(**self.block_args(), name=f"layer_{i}", dtype=policy),
-            )
-        self.final_norm = layer_norm("final_norm", policy) if self.pre_norm else None
-
-    @property
-    def blocks(self) -> list:
-        """The layers of the stack, first to last."""
-        return [getattr(self, f"layer_{i}") for i in range(self.num_layers)]
-
-    def build(self, input_shape):
-        for block in self.blocks:
-            block.build([None, None, self.d_model])
-        if self.final_norm is not None:
-            self.final_norm.build([None, None, self.d_model])
-        self.built = True
+    block_class = DecoderLayer
 
     def initial_cache(self, batch_size, dtype=tf.float32) -> list[dict[str, tf.Tensor]]:
         """Empty self-attention caches: per layer, keys and values `[B, H, 0, D/H]`."""
@@ -212,8 +186,3 @@ class Decoder(BlockLayer):
             + ((attention,) if return_attention else ())
         )
         return outputs[0] if len(outputs) == 1 else outputs
-
-    def get_config(self):
-        config = super().get_config()
-        config["num_layers"] = self.num_layers
-        return config

@@ -3,9 +3,8 @@
 import keras
 
 from t2t_lite.layers.attention import MultiHeadAttention
-from t2t_lite.layers.block import BlockLayer, layer_norm, residual
+from t2t_lite.layers.block import BlockLayer, StackLayer, layer_norm, residual
 from t2t_lite.layers.feed_forward import FeedForward
-from t2t_lite.layers.positional import SinusoidalPositionalEncoding
 
 
 @keras.saving.register_keras_serializable(package="t2t_lite")
@@ -61,7 +60,7 @@ class EncoderLayer(BlockLayer):
 
 
 @keras.saving.register_keras_serializable(package="t2t_lite")
-class Encoder(BlockLayer):
+class Encoder(StackLayer):
     """Position encoding, dropout, a stack of `EncoderLayer`s, and a final norm if pre-norm.
 
     Args:
@@ -81,40 +80,10 @@ class Encoder(BlockLayer):
         TensorShape([1, 4, 8])
     """
 
-    def __init__(self, num_layers, d_model, num_heads, d_ff, **kwargs):
-        super().__init__(d_model, num_heads, d_ff, **kwargs)
-        self.num_layers = num_layers
-        policy = self.dtype_policy
-        self.position_encoding = SinusoidalPositionalEncoding(name="position", dtype=policy)
-        # One attribute per layer (not a list): tf.train.Checkpoint does not track lists of
-        # Keras 3 layers, and checkpoints must hold every weight.
-        for i in range(num_layers):
-            setattr(
-                self,
-                f"layer_{i}",
-                EncoderLayer(**self.block_args(), name=f"layer_{i}", dtype=policy),
-            )
-        self.final_norm = layer_norm("final_norm", policy) if self.pre_norm else None
-
-    @property
-    def blocks(self) -> list:
-        """The layers of the stack, first to last."""
-        return [getattr(self, f"layer_{i}") for i in range(self.num_layers)]
-
-    def build(self, input_shape):
-        for block in self.blocks:
-            block.build([None, None, self.d_model])
-        if self.final_norm is not None:
-            self.final_norm.build([None, None, self.d_model])
-        self.built = True
+    block_class = EncoderLayer
 
     def call(self, x, attention_mask=None, training=False):
         x = self.dropout_layer(self.position_encoding(x), training=training)
         for block in self.blocks:
             x = block(x, attention_mask=attention_mask, training=training)
         return self.final_norm(x) if self.final_norm is not None else x
-
-    def get_config(self):
-        config = super().get_config()
-        config["num_layers"] = self.num_layers
-        return config
