@@ -3,7 +3,8 @@
 Subcommands:
     train    training tokens/s (non-padding source + target) and peak memory.
     decode   sentences/s and target tokens/s on test2016, greedy and beam 4, several batch
-             sizes, with BLEU and mean output length (a trained model directory is needed).
+             sizes, with BLEU and mean output length (a trained model directory is needed);
+             then the same model exported to CTranslate2, float32 and int8 (if installed).
     scaling  greedy decode time against source length (1, 2, 4, 8 sentences glued together):
              with the key/value cache, time per generated token should stay about flat.
     flops    the model's FLOPs per training step against the measured peak matmul throughput
@@ -150,6 +151,63 @@ def benchmark_decode(args: argparse.Namespace) -> list[dict]:
     return rows
 
 
+def benchmark_ctranslate2(args: argparse.Namespace) -> list[dict]:
+    """The same model exported to CTranslate2: float32 and int8 speed on test2016 (1 intra-op
+    thread x 2 parallel batches, the fastest setting on 2 cores), and how often its greedy
+    output equals ours."""
+    import tempfile
+
+    from t2t_lite.ctranslate2_export import (
+        ctranslate2_translate,
+        export_ctranslate2,
+        load_ctranslate2_translator,
+    )
+    from t2t_lite.scoring import score_translations
+
+    translator, prefix = _translator(args)
+    src, ref = _test_set(args)
+    ours_greedy = translator.translate(src, beam_size=1)
+    src_vocab, tgt_vocab = translator.source_vocab, translator.target_vocab
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        out = export_ctranslate2(translator.model, src_vocab, tgt_vocab, os.path.join(tmp, "ct2"))
+        for compute_type in ("float32", "int8"):
+            ct2 = load_ctranslate2_translator(out, compute_type, intra_threads=1, inter_threads=2)
+            for beam in (4, 1):
+
+                def run(lines, beam=beam, ct2=ct2):
+                    return ctranslate2_translate(
+                        ct2,
+                        lines,
+                        src_vocab,
+                        tgt_vocab,
+                        beam_size=beam,
+                        max_batch_size=32,
+                        length_penalty=translator.decode.alpha if beam > 1 else 0.0,
+                    )
+
+                run(src[:64])
+                start = time.perf_counter()
+                hyps = run(src)
+                seconds = time.perf_counter() - start
+                row = {
+                    "system": f"ctranslate2 {compute_type} (1 intra x 2 inter threads)",
+                    "what": f"decode beam {beam}",
+                    "batch": 32,
+                    "sentences_per_s": round(len(src) / seconds, 1),
+                    "tgt_tokens_per_s": round(
+                        sum(len(tgt_vocab.encode([h])[0]) + 1 for h in hyps) / seconds
+                    ),
+                    "bleu": score_translations(hyps, ref)["bleu"],
+                }
+                if beam == 1:
+                    same = sum(a == b for a, b in zip(hyps, ours_greedy, strict=True))
+                    row["same_greedy_output_as_t2t_lite"] = round(same / len(src), 4)
+                rows.append(row)
+                print(_row(row), flush=True)
+    return rows
+
+
 def benchmark_scaling(args: argparse.Namespace) -> list[dict]:
     """Greedy decode cost per generated token for sources 1, 2, 4 and 8 sentences long."""
     translator, _ = _translator(args)
@@ -290,11 +348,11 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"{args.command} needs --model_dir (a trained model, e.g. runs/quickstart)")
     plan = {
         "train": [benchmark_train],
-        "decode": [benchmark_decode],
+        "decode": [benchmark_decode, benchmark_ctranslate2],
         "scaling": [benchmark_scaling],
         "flops": [benchmark_flops],
         "all": [benchmark_train, benchmark_flops]
-        + ([benchmark_decode, benchmark_scaling] if args.model_dir else []),
+        + ([benchmark_decode, benchmark_ctranslate2, benchmark_scaling] if args.model_dir else []),
     }[args.command]
     rows = []
     for bench in plan:
