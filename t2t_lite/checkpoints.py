@@ -17,15 +17,17 @@ import tensorflow as tf
 from absl import logging
 
 from t2t_lite.atomic import write_file_atomic
-from t2t_lite.model_dir import AVERAGED, BEST, CHECKPOINTS, build_model, read_config
+from t2t_lite.model_dir import (
+    AVERAGED,
+    BEST,
+    CHECKPOINTS,
+    build_model,
+    checkpoint_step,
+    read_config,
+)
 from t2t_lite.vocab import load_vocabularies
 
 BEST_JSON = "best.json"
-
-
-def checkpoint_step(prefix: str) -> int:
-    """The step number of a prefix written by a CheckpointManager (`.../ckpt-1200` -> 1200)."""
-    return int(prefix.rsplit("-", 1)[1])
 
 
 def read_best(model_dir: str) -> dict | None:

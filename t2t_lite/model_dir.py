@@ -41,8 +41,10 @@ def find_checkpoint(model_dir: str, checkpoint: str = "") -> str:
 
     Args:
         model_dir: the model directory.
-        checkpoint: "" (averaged if present, else best if present, else latest), one of
-            "latest", "best", "averaged", or an explicit checkpoint prefix / directory.
+        checkpoint: "" for the default: `averaged/` if it is as new as the latest training
+            checkpoint (an average made at the end of training), else `best/` if kept, else
+            the latest; or one of "latest", "best", "averaged"; or an explicit checkpoint
+            prefix or directory.
 
     Raises:
         FileNotFoundError: naming what was looked for and where.
@@ -54,13 +56,25 @@ def find_checkpoint(model_dir: str, checkpoint: str = "") -> str:
             return prefix
         raise FileNotFoundError(f"no checkpoint at {checkpoint}")
     order = [checkpoint] if checkpoint else [AVERAGED, BEST, "latest"]
+    latest = tf.train.latest_checkpoint(os.path.join(model_dir, CHECKPOINTS))
     for choice in order:
         folder = CHECKPOINTS if choice == "latest" else choice
         prefix = tf.train.latest_checkpoint(os.path.join(model_dir, folder))
-        if prefix:
+        stale = (
+            not checkpoint
+            and choice == AVERAGED
+            and latest
+            and checkpoint_step(prefix) < checkpoint_step(latest)
+        )
+        if prefix and not stale:
             return prefix
     wanted = checkpoint or "any checkpoint"
     raise FileNotFoundError(f"{model_dir}: {wanted} not found (looked in {', '.join(order)})")
+
+
+def checkpoint_step(prefix: str | None) -> int:
+    """The step of a CheckpointManager prefix (`.../ckpt-1200` -> 1200; -1 for None)."""
+    return int(prefix.rsplit("-", 1)[1]) if prefix else -1
 
 
 def build_model(cfg: Config, src_vocab: Vocabulary, tgt_vocab: Vocabulary) -> Transformer:

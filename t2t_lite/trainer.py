@@ -41,7 +41,7 @@ import tensorflow as tf
 from absl import logging
 
 from t2t_lite.atomic import write_file_atomic
-from t2t_lite.checkpoints import BestCheckpoint, average_checkpoints, checkpoint_step
+from t2t_lite.checkpoints import BestCheckpoint, average_checkpoints
 from t2t_lite.config import Config, ConfigError, TrainConfig, config_diff
 from t2t_lite.data import (
     TokenPairs,
@@ -51,7 +51,7 @@ from t2t_lite.data import (
     load_pairs,
     make_train_dataset,
 )
-from t2t_lite.model_dir import CHECKPOINTS, CONFIG_FILE, read_config
+from t2t_lite.model_dir import CHECKPOINTS, CONFIG_FILE, checkpoint_step, read_config
 from t2t_lite.stopping import StopRequests, agreed_reason
 from t2t_lite.summaries import Summaries, log_progress
 from t2t_lite.train_state import TrainState

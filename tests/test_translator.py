@@ -172,10 +172,21 @@ def test_cli_errors_are_clear(model_dir, tmp_path):
     assert result.returncode != 0 and b"--beam_size must be >= 1" in result.stderr
 
 
-def test_find_checkpoint_choices(model_dir):
-    assert find_checkpoint(model_dir).endswith("ckpt-1")
+def test_find_checkpoint_choices(tmp_path):
+    model_dir = make_model_dir(str(tmp_path))
+    assert find_checkpoint(model_dir).endswith("checkpoints/ckpt-1")
     with pytest.raises(FileNotFoundError, match="best not found"):
         find_checkpoint(model_dir, "best")
+    model, *_ = load_model(model_dir)
+    checkpoint = tf.train.Checkpoint(model=model)
+    for folder, step in (("averaged", 1), ("best", 1), ("checkpoints", 2)):
+        tf.train.CheckpointManager(checkpoint, os.path.join(model_dir, folder), 3).save(step)
+    # The average is older than the latest training checkpoint: the default skips it.
+    assert find_checkpoint(model_dir).endswith("best/ckpt-1")
+    assert find_checkpoint(model_dir, "averaged").endswith("averaged/ckpt-1")
+    assert find_checkpoint(model_dir, "latest").endswith("checkpoints/ckpt-2")
+    tf.train.CheckpointManager(checkpoint, os.path.join(model_dir, "averaged"), 3).save(2)
+    assert find_checkpoint(model_dir).endswith("averaged/ckpt-2")
 
 
 def test_saved_model_matches_translator_in_a_fresh_process(model_dir, translator, tmp_path):
