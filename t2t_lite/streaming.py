@@ -10,7 +10,7 @@ from typing import BinaryIO, TextIO
 
 from absl import logging
 
-from t2t_lite.data.errors import DataError
+from t2t_lite.data.text import decode_line
 from t2t_lite.translator import Hypothesis, Translator
 
 
@@ -41,10 +41,7 @@ def read_chunks(stream: BinaryIO, name: str, chunk_lines: int) -> Iterator[list[
         if not raw:
             break
         number += 1
-        try:
-            chunk.append(raw.decode("utf-8").rstrip("\n"))
-        except UnicodeDecodeError as e:
-            raise DataError(f"{name}, line {number}: invalid UTF-8 at byte {e.start}") from None
+        chunk.append(decode_line(raw, f"{name}, line {number}").rstrip("\n"))
         if len(chunk) >= chunk_lines or not _more_input_ready(stream):
             yield chunk
             chunk = []

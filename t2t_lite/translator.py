@@ -191,15 +191,15 @@ class Translator:
             for row, i in enumerate(batch):
                 source[row, : len(encoded_by_line[i])] = encoded_by_line[i]
             out = search(tf.constant(source))
-            ids, scores, lengths = out.ids.numpy(), out.scores.numpy(), out.lengths.numpy()
+            ids, scores, out_lengths = out.ids.numpy(), out.scores.numpy(), out.lengths.numpy()
             for row, i in enumerate(batch):
                 hyps = self.target_vocab.decode_batch(ids[row])
                 results[i] = [
                     Hypothesis(text, float(score), int(length))
-                    for text, score, length in zip(hyps, scores[row], lengths[row], strict=True)
+                    for text, score, length in zip(hyps, scores[row], out_lengths[row], strict=True)
                 ]
             self.stats.source_tokens += int(np.sum(source != PAD_ID))
-            self.stats.target_tokens += int(np.sum(lengths[:, 0]))
+            self.stats.target_tokens += int(np.sum(out_lengths[:, 0]))
         self.stats.sentences += len(lines)
         self.stats.seconds += time.perf_counter() - start
         return results

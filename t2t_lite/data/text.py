@@ -13,6 +13,21 @@ def normalize(line: str) -> str:
     return " ".join(line.split())
 
 
+def decode_line(raw: bytes, where: str) -> str:
+    """`raw` decoded as UTF-8; `where` (e.g. "file, line 3") names it in the error.
+
+    Raises:
+        DataError: `raw` is not valid UTF-8; the message shows the bytes around the error.
+    """
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(
+            f"{where}: invalid UTF-8 at byte {e.start} of the line "
+            f"({raw[max(0, e.start - 10) : e.start + 10]!r})"
+        ) from None
+
+
 def read_lines(path: str | os.PathLike) -> list[str]:
     """Reads a UTF-8 text file (gzipped if the name ends in `.gz`), normalizing every line.
 
@@ -29,13 +44,7 @@ def read_lines(path: str | os.PathLike) -> list[str]:
     try:
         with opener(path, "rb") as f:
             for number, raw in enumerate(f, start=1):
-                try:
-                    lines.append(normalize(raw.decode("utf-8")))
-                except UnicodeDecodeError as e:
-                    raise DataError(
-                        f"{path}, line {number}: invalid UTF-8 at byte {e.start} of the line "
-                        f"({raw[max(0, e.start - 10) : e.start + 10]!r})"
-                    ) from None
+                lines.append(normalize(decode_line(raw, f"{path}, line {number}")))
     except (OSError, EOFError) as e:
         raise DataError(f"{path}: cannot read: {e}") from None
     return lines

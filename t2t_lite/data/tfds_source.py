@@ -8,7 +8,7 @@ import tensorflow_datasets as tfds
 
 from t2t_lite.config import DataConfig
 from t2t_lite.data.errors import DataError
-from t2t_lite.data.text import normalize
+from t2t_lite.data.text import decode_line, normalize
 
 _READ_BATCH = 4096
 
@@ -79,11 +79,6 @@ def read_tfds_pairs(cfg: DataConfig, split: str) -> tuple[list[str], list[str]]:
     for batch in tfds.as_numpy(dataset.batch(_READ_BATCH)):
         for side, lang in [(src, src_lang), (tgt, tgt_lang)]:
             for raw in batch[lang]:
-                try:
-                    side.append(normalize(raw.decode("utf-8")))
-                except UnicodeDecodeError as e:
-                    raise DataError(
-                        f"{cfg.tfds_name}, split {name!r}, example {len(side)} ({lang}): "
-                        f"invalid UTF-8: {e}"
-                    ) from None
+                where = f"{cfg.tfds_name}, split {name!r}, example {len(side)} ({lang})"
+                side.append(normalize(decode_line(raw, where)))
     return src, tgt
