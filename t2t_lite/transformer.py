@@ -139,17 +139,18 @@ class Transformer(keras.Model):
         return memory, memory_mask
 
     def project(self, x):
-        """Decoder outputs `[B, T, D]` -> float32 logits `[B, T, V_t]`."""
+        """Decoder outputs `[..., D]` -> float32 logits `[..., V_t]`."""
         if self.output_projection is None:
             return self.target_embedding.logits(x)
         return tf.cast(self.output_projection(x), tf.float32)
 
-    def call(self, inputs, training=False, return_attention=False):
-        """See the class docstring; `return_attention` adds the last decoder layer's
-        attention over the source, `[B, H, T, S]`."""
+    def decode_outputs(self, inputs, training=False, return_attention=False):
+        """`(source_ids [B, S], target_input_ids [B, T])` -> decoder outputs `[B, T, D]`,
+        before the output projection (the trainer projects only non-padding positions);
+        with `return_attention`, also the last decoder layer's attention `[B, H, T, S]`."""
         source_ids, target_ids = inputs
         memory, memory_mask = self.encode(source_ids, training=training)
-        outputs = self.decoder(
+        return self.decoder(
             self.target_embedding(target_ids),
             memory=memory,
             self_mask=masks.decoder_self_mask(target_ids),
@@ -157,6 +158,11 @@ class Transformer(keras.Model):
             return_attention=return_attention,
             training=training,
         )
+
+    def call(self, inputs, training=False, return_attention=False):
+        """See the class docstring; `return_attention` adds the last decoder layer's
+        attention over the source, `[B, H, T, S]`."""
+        outputs = self.decode_outputs(inputs, training, return_attention)
         if return_attention:
             return self.project(outputs[0]), outputs[1]
         return self.project(outputs)

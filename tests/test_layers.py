@@ -6,6 +6,7 @@ from t2t_lite import masks
 from t2t_lite.layers import (
     Decoder,
     DecoderLayer,
+    Dropout,
     Encoder,
     EncoderLayer,
     FeedForward,
@@ -104,6 +105,7 @@ def test_block_rejects_unknown_norm():
     "layer, inputs, kwargs",
     [
         (SinusoidalPositionalEncoding(), (X,), {"offset": 2}),
+        (Dropout(0.3, seed=4), (X,), {}),
         (MultiHeadAttention(2, 8, dropout=0.1), (X,), {"attention_mask": masks.causal_mask(5)}),
         (MultiHeadAttention(2, 8, self_attention=False), (X,), {"memory": MEMORY}),
         (FeedForward(8, 16, dropout=0.2), (X,), {}),
@@ -117,3 +119,32 @@ def test_block_rejects_unknown_norm():
 )
 def test_layer_config_round_trip(layer, inputs, kwargs):
     run_serialization_test(layer, *inputs, **kwargs)
+
+
+@pytest.mark.parametrize("rate", [0.1, 0.3])
+def test_dropout_rate_scale_and_seeds(rate):
+    layer = Dropout(rate, seed=7, dtype="mixed_bfloat16")
+    x = tf.ones([301, 257], tf.bfloat16)  # odd size: the last 32-bit word is half used
+    assert layer(x) is x and layer(x, training=False) is x
+    y = layer(x, training=True)
+    assert y.dtype == tf.bfloat16 and y.shape == x.shape
+    dropped = float(tf.reduce_mean(tf.cast(tf.equal(y, 0), tf.float32)))
+    assert abs(dropped - rate) < 0.005  # 77k draws: 5 sd is about 0.005
+    kept = tf.boolean_mask(y, tf.not_equal(y, 0))
+    np.testing.assert_allclose(kept.numpy().astype(np.float32), 1 / (1 - rate), rtol=1e-2)
+    # A new mask every call; the same masks again from the same seed.
+    y2 = layer(x, training=True)
+    assert not np.array_equal(y.numpy(), y2.numpy())
+    again = Dropout(rate, seed=7, dtype="mixed_bfloat16")
+    np.testing.assert_array_equal(again(x, training=True).numpy(), y.numpy())
+    # Gradient: the mask times the scale.
+    with tf.GradientTape() as tape:
+        x32 = tf.ones([4, 6])
+        tape.watch(x32)
+        out = Dropout(rate, seed=3)(x32, training=True)
+    np.testing.assert_allclose(tape.gradient(out, x32).numpy(), out.numpy())
+
+
+def test_dropout_rejects_bad_rate():
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        Dropout(1.0)

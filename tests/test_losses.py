@@ -58,3 +58,31 @@ def test_padding_contributes_nothing():
 def test_bfloat16_logits_are_computed_in_float32():
     loss_sum, weight = cross_entropy(tf.constant(LOGITS, tf.bfloat16), tf.constant(LABELS), 0.1)
     assert loss_sum.dtype == tf.float32 and weight.dtype == tf.float32
+
+
+@pytest.mark.parametrize("epsilon", [0.0, 0.1])
+def test_gradient_matches_autodiff_of_log_softmax(epsilon):
+    """The hand-written gradient equals autodiff of the textbook formula, padding included."""
+    rng = np.random.default_rng(0)
+    logits = tf.constant(rng.normal(size=[2, 5, 7]).astype(np.float32))
+    labels = tf.constant(
+        rng.integers(1, 7, size=[2, 5]).astype(np.int32) * [[1] * 5, [1, 1, 1, 0, 0]]
+    )
+    smoothed = tf.one_hot(labels, 7, 1.0 - epsilon, epsilon / 6)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(logits)
+        loss_sum, _ = cross_entropy(logits, labels, epsilon)
+        per_token = -tf.reduce_sum(smoothed * tf.nn.log_softmax(logits), -1)
+        reference = tf.reduce_sum(tf.where(labels > 0, per_token, 0.0))
+    np.testing.assert_allclose(loss_sum.numpy(), reference.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(
+        tape.gradient(loss_sum, logits).numpy(),
+        tape.gradient(reference, logits).numpy(),
+        atol=1e-6,
+    )
+    # bfloat16 logits get a bfloat16 gradient.
+    bf16 = tf.cast(logits, tf.bfloat16)
+    with tf.GradientTape() as tape:
+        tape.watch(bf16)
+        loss_sum, _ = cross_entropy(bf16, labels, epsilon)
+    assert tape.gradient(loss_sum, bf16).dtype == tf.bfloat16

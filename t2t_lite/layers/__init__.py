@@ -2,6 +2,7 @@
 
 from t2t_lite.layers.attention import MultiHeadAttention
 from t2t_lite.layers.decoder import Decoder, DecoderLayer
+from t2t_lite.layers.dropout import Dropout
 from t2t_lite.layers.embedding import TokenEmbedding
 from t2t_lite.layers.encoder import Encoder, EncoderLayer
 from t2t_lite.layers.feed_forward import FeedForward
@@ -10,6 +11,7 @@ from t2t_lite.layers.positional import SinusoidalPositionalEncoding
 __all__ = [
     "Decoder",
     "DecoderLayer",
+    "Dropout",
     "Encoder",
     "EncoderLayer",
     "FeedForward",

@@ -3,6 +3,8 @@
 import keras
 import tensorflow as tf
 
+from t2t_lite.layers.dropout import Dropout
+
 
 def split_heads(x: tf.Tensor, num_heads: int) -> tf.Tensor:
     """`[B, T, D] -> [B, H, T, D/H]`."""
@@ -76,7 +78,7 @@ class MultiHeadAttention(keras.layers.Layer):
             self.q_proj = keras.layers.Dense(d_model, name="query", dtype=self.dtype_policy)
             self.kv_proj = keras.layers.Dense(2 * d_model, name="kv", dtype=self.dtype_policy)
         self.out_proj = keras.layers.Dense(d_model, name="output", dtype=self.dtype_policy)
-        self.dropout_layer = keras.layers.Dropout(dropout)
+        self.dropout_layer = Dropout(dropout, dtype=self.dtype_policy)
 
     def build(self, query_shape):
         width = query_shape[-1]

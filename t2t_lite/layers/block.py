@@ -5,6 +5,7 @@ from collections.abc import Callable
 import keras
 import tensorflow as tf
 
+from t2t_lite.layers.dropout import Dropout
 from t2t_lite.layers.positional import SinusoidalPositionalEncoding
 
 
@@ -12,7 +13,7 @@ def residual(
     x: tf.Tensor,
     sublayer: Callable[[tf.Tensor], tf.Tensor],
     norm: keras.layers.LayerNormalization,
-    dropout: keras.layers.Dropout,
+    dropout: Dropout,
     pre_norm: bool,
     training: bool,
 ) -> tf.Tensor:
@@ -65,7 +66,7 @@ class BlockLayer(keras.layers.Layer):
         self.ffn_dropout = ffn_dropout
         self.norm = norm
         self.pre_norm = norm == "pre"
-        self.dropout_layer = keras.layers.Dropout(dropout)
+        self.dropout_layer = Dropout(dropout, dtype=self.dtype_policy)
 
     def block_args(self) -> dict:
         """The constructor arguments shared by layers and stacks."""

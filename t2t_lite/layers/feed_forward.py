@@ -2,6 +2,8 @@
 
 import keras
 
+from t2t_lite.layers.dropout import Dropout
+
 
 @keras.saving.register_keras_serializable(package="t2t_lite")
 class FeedForward(keras.layers.Layer):
@@ -34,7 +36,7 @@ class FeedForward(keras.layers.Layer):
             d_ff, activation="relu", name="inner", dtype=self.dtype_policy
         )
         self.outer = keras.layers.Dense(d_model, name="outer", dtype=self.dtype_policy)
-        self.dropout_layer = keras.layers.Dropout(dropout)
+        self.dropout_layer = Dropout(dropout, dtype=self.dtype_policy)
 
     def build(self, input_shape):
         self.inner.build([None, None, input_shape[-1]])
