@@ -11,8 +11,8 @@ over all `V` classes instead. The loss includes the constant entropy of the smoo
 distribution, so it does not reach 0 when `epsilon > 0`.
 
 Speed: the `[N, V]` logits are the largest tensor of a training step, so `smoothed_nll` reads
-them in three reductions (log-sum-exp, sum, the label's logit) and writes its gradient in one
-pass, `coef * softmax - epsilon / (V - 1) - on * one_hot`, instead of letting autodiff
+them in a few passes (max, exp and sum, sum, the label's logit), keeps the exponentials, and
+writes the gradient `softmax - smoothed_target` from them, instead of letting autodiff
 differentiate a `log_softmax`, a gather (whose gradient is a scatter into `[N, V]`) and a sum.
 `cross_entropy` drops padded positions before that, as the trainer does before the output
 projection (`t2t_lite.train_state`).
@@ -50,17 +50,20 @@ def smoothed_nll(logits: tf.Tensor, labels: tf.Tensor, label_smoothing: float) -
         other = label_smoothing / (vocab_size - 1.0)  # target probability of a non-label
         on = 1.0 - label_smoothing - other  # what the label gets on top of `other`
         total = on + other * vocab_size  # the target distribution's mass: 1
-        log_norm = tf.reduce_logsumexp(x32, axis=-1)  # [N]
+        peak = tf.stop_gradient(tf.reduce_max(x32, axis=-1))  # [N]
+        exps = tf.exp(x32 - peak[:, None])  # [N, V], kept for the gradient
+        exp_sum = tf.reduce_sum(exps, axis=-1)  # [N]
+        log_norm = peak + tf.math.log(exp_sum)
         label_logit = tf.gather(x32, labels, axis=-1, batch_dims=1)  # [N]
         # -(on * log p_label + other * sum_v log p_v), log p_v = x_v - log_norm
         loss = total * log_norm - on * label_logit
         if label_smoothing:
             loss -= other * tf.reduce_sum(x32, axis=-1)
 
-        def grad(upstream):  # [N] -> [N, V]
-            probs = tf.exp(x32 - log_norm[:, None])
-            one_hot = tf.one_hot(labels, tf.shape(x)[-1], on_value=on, off_value=0.0)
-            return tf.cast((total * probs - other - one_hot) * upstream[:, None], x.dtype)
+        def grad(upstream):  # [N] -> [N, V]: (total * softmax - target) * upstream
+            target = tf.one_hot(labels, tf.shape(x)[-1], on_value=on + other, off_value=other)
+            scale = (total * upstream / exp_sum)[:, None]
+            return tf.cast(exps * scale - target * upstream[:, None], x.dtype)
 
         return loss, grad
 
