@@ -124,7 +124,7 @@ def test_layer_config_round_trip(layer, inputs, kwargs):
 @pytest.mark.parametrize("rate", [0.1, 0.3])
 def test_dropout_rate_scale_and_seeds(rate):
     layer = Dropout(rate, seed=7, dtype="mixed_bfloat16")
-    x = tf.ones([301, 257], tf.bfloat16)  # odd size: the last 32-bit word is half used
+    x = tf.ones([301, 257], tf.bfloat16)  # odd width: the last 32-bit word is half used
     assert layer(x) is x and layer(x, training=False) is x
     y = layer(x, training=True)
     assert y.dtype == tf.bfloat16 and y.shape == x.shape
@@ -132,6 +132,8 @@ def test_dropout_rate_scale_and_seeds(rate):
     assert abs(dropped - rate) < 0.005  # 77k draws: 5 sd is about 0.005
     kept = tf.boolean_mask(y, tf.not_equal(y, 0))
     np.testing.assert_allclose(kept.numpy().astype(np.float32), 1 / (1 - rate), rtol=1e-2)
+    even = layer(tf.ones([301, 256], tf.bfloat16), training=True)  # two halves per word
+    assert abs(float(tf.reduce_mean(tf.cast(tf.equal(even, 0), tf.float32))) - rate) < 0.005
     # A new mask every call; the same masks again from the same seed.
     y2 = layer(x, training=True)
     assert not np.array_equal(y.numpy(), y2.numpy())

@@ -45,15 +45,23 @@ class Dropout(keras.layers.Layer):
     def call(self, inputs, training=False):
         if not training or self.threshold == 0:
             return inputs
-        size = tf.size(inputs)
-        words = tf.random.stateless_uniform(
-            [(size + 1) // 2], self.seed_generator.next(), dtype=tf.uint32, minval=None, maxval=None
-        )
+        shape, width = tf.shape(inputs), inputs.shape[-1]
+        if width is not None and width % 2 == 0:  # [..., D / 2] words -> [..., D / 2, 2]
+            words = self._words(tf.concat([shape[:-1], [width // 2]], 0))
+            halves = tf.bitcast(words, tf.int16)
+        else:  # one flat run of words, the last one maybe half used
+            size = tf.size(inputs)
+            halves = tf.reshape(tf.bitcast(self._words([(size + 1) // 2]), tf.int16), [-1])
+            halves = halves[:size]
         # int16 compare: the unsigned threshold t becomes t - 2**15 on the signed halves.
-        halves = tf.reshape(tf.bitcast(words, tf.int16), [-1])[:size]
-        keep = tf.reshape(halves, tf.shape(inputs)) >= self.threshold - _LEVELS // 2
+        keep = tf.reshape(halves >= self.threshold - _LEVELS // 2, shape)
         scale = _LEVELS / (_LEVELS - self.threshold)
         return inputs * (tf.cast(keep, inputs.dtype) * tf.cast(scale, inputs.dtype))
+
+    def _words(self, shape):
+        """Random uint32 of `shape` from the next seed of the layer's generator."""
+        seed = self.seed_generator.next()
+        return tf.random.stateless_uniform(shape, seed, dtype=tf.uint32, minval=None, maxval=None)
 
     def compute_output_shape(self, input_shape):
         return input_shape
