@@ -4,7 +4,8 @@ Subcommands:
     train    training tokens/s (non-padding source + target) and peak memory.
     decode   sentences/s and target tokens/s on test2016, greedy and beam 4, several batch
              sizes, with BLEU and mean output length (a trained model directory is needed);
-             then the same model exported to CTranslate2, float32 and int8 (if installed).
+             then 2 processes of 1 intra-op thread each (--processes), then the same model
+             exported to CTranslate2, float32 and int8 (if installed).
     scaling  greedy decode time against source length (1, 2, 4, 8 sentences glued together):
              with the key/value cache, time per generated token should stay about flat.
     flops    the model's FLOPs per training step against the measured peak matmul throughput
@@ -148,6 +149,64 @@ def benchmark_decode(args: argparse.Namespace) -> list[dict]:
                 }
             )
             print(_row(rows[-1]), flush=True)
+    return rows
+
+
+def _decode_shard(args, shard, shards, beam, batch_size, barrier, results):
+    """Worker process: 1 intra-op thread, translates lines `shard::shards` once all workers
+    have loaded the model and traced the search."""
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    translator, _ = _translator(args)
+    lines = _test_set(args)[0][shard::shards]
+    translator.translate(lines[:batch_size], beam_size=beam, max_batch_size=batch_size)
+    translator.reset_stats()
+    barrier.wait()
+    start = time.perf_counter()
+    hyps = translator.translate(
+        lines, beam_size=beam, max_batch_size=batch_size, batch_tokens=10**9
+    )
+    results.put((shard, time.perf_counter() - start, translator.stats.target_tokens, hyps))
+
+
+def benchmark_parallel_decode(args: argparse.Namespace) -> list[dict]:
+    """The thread-setting lever: `--processes` processes of 1 intra-op thread, each taking
+    every n-th test sentence, against one process using all cores (the rows above)."""
+    import multiprocessing
+
+    from t2t_lite.scoring import score_translations
+
+    context = multiprocessing.get_context("spawn")
+    src, ref = _test_set(args)
+    n, rows = args.processes, []
+    for beam in (1, 4):
+        barrier, results = context.Barrier(n), context.Queue()
+        workers = [
+            context.Process(target=_decode_shard, args=(args, i, n, beam, 32, barrier, results))
+            for i in range(n)
+        ]
+        for worker in workers:
+            worker.start()
+        done = sorted(results.get() for _ in workers)
+        for worker in workers:
+            worker.join()
+        hyps = [""] * len(src)
+        for shard, _, _, shard_hyps in done:
+            hyps[shard::n] = shard_hyps
+        seconds = max(d[1] for d in done)  # all started together at the barrier
+        rows.append(
+            {
+                "system": f"t2t_lite ({n} processes x 1 intra-op thread)",
+                "what": f"decode beam {beam}",
+                "batch": 32,
+                "sentences_per_s": round(len(src) / seconds, 1),
+                "tgt_tokens_per_s": round(sum(d[2] for d in done) / seconds),
+                "bleu": score_translations(hyps, ref)["bleu"],
+            }
+        )
+        print(_row(rows[-1]), flush=True)
     return rows
 
 
@@ -339,6 +398,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--checkpoint", default="")
     parser.add_argument("--batch_sizes", type=int, nargs="+", default=[16, 32, 64])
     parser.add_argument("--sentences", type=int, default=0, help="first N test sentences")
+    parser.add_argument(
+        "--processes", type=int, default=2, help="decode: parallel 1-thread processes to compare"
+    )
     parser.add_argument("--compare-onmt", action="store_true", dest="compare_onmt")
     parser.add_argument("--onmt_steps", type=int, default=200)
     parser.add_argument("--json", help="also write all rows to this file")
@@ -348,11 +410,15 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"{args.command} needs --model_dir (a trained model, e.g. runs/quickstart)")
     plan = {
         "train": [benchmark_train],
-        "decode": [benchmark_decode, benchmark_ctranslate2],
+        "decode": [benchmark_decode, benchmark_parallel_decode, benchmark_ctranslate2],
         "scaling": [benchmark_scaling],
         "flops": [benchmark_flops],
         "all": [benchmark_train, benchmark_flops]
-        + ([benchmark_decode, benchmark_ctranslate2, benchmark_scaling] if args.model_dir else []),
+        + (
+            [benchmark_decode, benchmark_parallel_decode, benchmark_ctranslate2, benchmark_scaling]
+            if args.model_dir
+            else []
+        ),
     }[args.command]
     rows = []
     for bench in plan:
