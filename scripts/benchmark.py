@@ -113,12 +113,15 @@ def _translator(args):
     return Translator(model, src_vocab, tgt_vocab, cfg.decode), prefix
 
 
-def _timed_translate(translator, lines, beam_size, batch_size):
-    """(hypotheses, seconds, target tokens) after one untimed warm-up call (tracing)."""
+def _timed_translate(translator, lines, beam_size, batch_size, before_timing=None):
+    """(hypotheses, seconds, target tokens) after one untimed warm-up call (tracing); then
+    `before_timing()` if given (e.g. waiting for the other worker processes)."""
     translator.translate(
         lines[:batch_size], beam_size=beam_size, max_batch_size=batch_size, batch_tokens=10**9
     )
     translator.reset_stats()
+    if before_timing is not None:
+        before_timing()
     start = time.perf_counter()
     hyps = translator.translate(
         lines, beam_size=beam_size, max_batch_size=batch_size, batch_tokens=10**9
@@ -161,14 +164,10 @@ def _decode_shard(args, shard, shards, beam, batch_size, barrier, results):
     tf.config.threading.set_inter_op_parallelism_threads(1)
     translator, _ = _translator(args)
     lines = _test_set(args)[0][shard::shards]
-    translator.translate(lines[:batch_size], beam_size=beam, max_batch_size=batch_size)
-    translator.reset_stats()
-    barrier.wait()
-    start = time.perf_counter()
-    hyps = translator.translate(
-        lines, beam_size=beam, max_batch_size=batch_size, batch_tokens=10**9
+    hyps, seconds, target_tokens = _timed_translate(
+        translator, lines, beam, batch_size, before_timing=barrier.wait
     )
-    results.put((shard, time.perf_counter() - start, translator.stats.target_tokens, hyps))
+    results.put((shard, seconds, target_tokens, hyps))
 
 
 def benchmark_parallel_decode(args: argparse.Namespace) -> list[dict]:

@@ -14,11 +14,13 @@ Speed: the `[N, V]` logits are the largest tensor of a training step, so `smooth
 them in a few passes (max, exp and sum, sum, the label's logit), keeps the exponentials, and
 writes the gradient `softmax - smoothed_target` from them, instead of letting autodiff
 differentiate a `log_softmax`, a gather (whose gradient is a scatter into `[N, V]`) and a sum.
-`cross_entropy` drops padded positions before that, as the trainer does before the output
-projection (`t2t_lite.train_state`).
+`cross_entropy` drops padded positions before that; given the output projection, before the
+projection too (as the trainer does).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import tensorflow as tf
 
@@ -71,14 +73,21 @@ def smoothed_nll(logits: tf.Tensor, labels: tf.Tensor, label_smoothing: float) -
 
 
 def cross_entropy(
-    logits: tf.Tensor, labels: tf.Tensor, label_smoothing: float = 0.0
+    logits: tf.Tensor,
+    labels: tf.Tensor,
+    label_smoothing: float = 0.0,
+    project: Callable[[tf.Tensor], tf.Tensor] | None = None,
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """Label-smoothed cross-entropy summed over non-padding positions.
 
     Args:
-        logits: `[B, T, V]` (or `[N, V]`), any float dtype; computed in float32.
+        logits: `[B, T, V]` (or `[N, V]`), any float dtype; computed in float32. With
+            `project`, decoder outputs `[B, T, D]` instead.
         labels: int `[B, T]` (or `[N]`), `PAD_ID` where there is no target.
         label_smoothing: epsilon in `[0, 1)`.
+        project: maps `[N, D]` outputs to `[N, V]` logits; applied after padded positions
+            are dropped, so they never go through the projection (the trainer passes
+            `Transformer.project`).
 
     Returns:
         `(loss_sum, weight)`: float32 scalars; the mean loss per token is
@@ -90,7 +99,8 @@ def cross_entropy(
         >>> mean = loss_sum / weight
     """
     keep = tf.not_equal(labels, PAD_ID)
-    loss = smoothed_nll(
-        tf.boolean_mask(logits, keep), tf.boolean_mask(labels, keep), label_smoothing
-    )
+    rows = tf.boolean_mask(logits, keep)  # [N, V], or [N, D] before `project`
+    if project is not None:
+        rows = project(rows)
+    loss = smoothed_nll(rows, tf.boolean_mask(labels, keep), label_smoothing)
     return tf.reduce_sum(loss), token_weight(labels)

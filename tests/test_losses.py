@@ -86,3 +86,22 @@ def test_gradient_matches_autodiff_of_log_softmax(epsilon):
         tape.watch(bf16)
         loss_sum, _ = cross_entropy(bf16, labels, epsilon)
     assert tape.gradient(loss_sum, bf16).dtype == tf.bfloat16
+
+
+def test_projection_applies_to_non_padding_rows_only():
+    """With `project`, the loss equals the loss of the projected outputs, and the padded
+    rows never reach the projection."""
+    rng = np.random.default_rng(1)
+    outputs = tf.constant(rng.normal(size=[2, 3, 5]).astype(np.float32))  # [B, T, D]
+    weights = tf.constant(rng.normal(size=[5, 4]).astype(np.float32))  # [D, V]
+    labels = tf.constant([[1, 3, 0], [2, 0, 0]])
+    seen = []
+
+    def project(rows):
+        seen.append(rows.shape[0])
+        return rows @ weights
+
+    loss_sum, weight = cross_entropy(outputs, labels, 0.1, project=project)
+    expected_sum, expected_weight = cross_entropy(outputs @ weights, labels, 0.1)
+    np.testing.assert_allclose(loss_sum.numpy(), expected_sum.numpy(), rtol=1e-6)
+    assert weight.numpy() == expected_weight.numpy() == 3 and seen == [3]
