@@ -1,11 +1,12 @@
 """Benchmarks of t2t_lite on Multi30k; prints numbers (and writes JSON), never asserts.
 
 Subcommands:
-    train    training tokens/s (non-padding source + target) and peak memory.
+    train    training tokens/s (source + target SentencePiece pieces, without EOS/BOS and
+             padding, counted as OpenNMT-tf counts them) and peak memory.
     decode   sentences/s and target tokens/s on test2016, greedy and beam 4, several batch
              sizes, with BLEU and mean output length (a trained model directory is needed);
-             then 2 processes of 1 intra-op thread each (--processes), then the same model
-             exported to CTranslate2, float32 and int8 (if installed).
+             then 2 batches at a time on 1 intra-op thread each (--parallel_batches), then
+             the same model exported to CTranslate2, float32 and int8 (if installed).
     scaling  greedy decode time against source length (1, 2, 4, 8 sentences glued together):
              with the key/value cache, time per generated token should stay about flat.
     flops    the model's FLOPs per training step against the measured peak matmul throughput
@@ -113,19 +114,18 @@ def _translator(args):
     return Translator(model, src_vocab, tgt_vocab, cfg.decode), prefix
 
 
-def _timed_translate(translator, lines, beam_size, batch_size, before_timing=None):
-    """(hypotheses, seconds, target tokens) after one untimed warm-up call (tracing); then
-    `before_timing()` if given (e.g. waiting for the other worker processes)."""
-    translator.translate(
-        lines[:batch_size], beam_size=beam_size, max_batch_size=batch_size, batch_tokens=10**9
+def _timed_translate(translator, lines, beam_size, batch_size, parallel_batches=1):
+    """(hypotheses, seconds, target tokens) after one untimed warm-up call (tracing)."""
+    kwargs = dict(
+        beam_size=beam_size,
+        max_batch_size=batch_size,
+        batch_tokens=10**9,
+        parallel_batches=parallel_batches,
     )
+    translator.translate(lines[: batch_size * parallel_batches], **kwargs)
     translator.reset_stats()
-    if before_timing is not None:
-        before_timing()
     start = time.perf_counter()
-    hyps = translator.translate(
-        lines, beam_size=beam_size, max_batch_size=batch_size, batch_tokens=10**9
-    )
+    hyps = translator.translate(lines, **kwargs)
     return hyps, time.perf_counter() - start, translator.stats.target_tokens
 
 
@@ -155,57 +155,50 @@ def benchmark_decode(args: argparse.Namespace) -> list[dict]:
     return rows
 
 
-def _decode_shard(args, shard, shards, beam, batch_size, barrier, results):
-    """Worker process: 1 intra-op thread, translates lines `shard::shards` once all workers
-    have loaded the model and traced the search."""
+def _decode_parallel_batches(args, results):
+    """Worker process, so that TensorFlow starts with 1 intra-op thread: translates test2016
+    with `args.parallel_batches` batches of 32 at a time (t2t-translate --parallel_batches=N
+    --intra_threads=1)."""
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
-    translator, _ = _translator(args)
-    lines = _test_set(args)[0][shard::shards]
-    hyps, seconds, target_tokens = _timed_translate(
-        translator, lines, beam, batch_size, before_timing=barrier.wait
-    )
-    results.put((shard, seconds, target_tokens, hyps))
-
-
-def benchmark_parallel_decode(args: argparse.Namespace) -> list[dict]:
-    """The thread-setting lever: `--processes` processes of 1 intra-op thread, each taking
-    every n-th test sentence, against one process using all cores (the rows above)."""
-    import multiprocessing
-
     from t2t_lite.scoring import score_translations
 
-    context = multiprocessing.get_context("spawn")
+    translator, _ = _translator(args)
     src, ref = _test_set(args)
-    n, rows = args.processes, []
     for beam in (1, 4):
-        barrier, results = context.Barrier(n), context.Queue()
-        workers = [
-            context.Process(target=_decode_shard, args=(args, i, n, beam, 32, barrier, results))
-            for i in range(n)
-        ]
-        for worker in workers:
-            worker.start()
-        done = sorted(results.get() for _ in workers)
-        for worker in workers:
-            worker.join()
-        hyps = [""] * len(src)
-        for shard, _, _, shard_hyps in done:
-            hyps[shard::n] = shard_hyps
-        seconds = max(d[1] for d in done)  # all started together at the barrier
-        rows.append(
+        hyps, seconds, target_tokens = _timed_translate(
+            translator, src, beam, 32, parallel_batches=args.parallel_batches
+        )
+        results.put(
             {
-                "system": f"t2t_lite ({n} processes x 1 intra-op thread)",
+                "system": f"t2t_lite ({args.parallel_batches} parallel batches x 1 intra-op "
+                "thread)",
                 "what": f"decode beam {beam}",
                 "batch": 32,
                 "sentences_per_s": round(len(src) / seconds, 1),
-                "tgt_tokens_per_s": round(sum(d[2] for d in done) / seconds),
+                "tgt_tokens_per_s": round(target_tokens / seconds),
+                "mean_output_pieces": round(target_tokens / len(src), 1),
                 "bleu": score_translations(hyps, ref)["bleu"],
             }
         )
-        print(_row(rows[-1]), flush=True)
+
+
+def benchmark_parallel_decode(args: argparse.Namespace) -> list[dict]:
+    """The thread-setting lever: several batches at a time, each op on 1 thread, against one
+    batch at a time using every core (the rows of `benchmark_decode`)."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    worker = context.Process(target=_decode_parallel_batches, args=(args, results))
+    worker.start()
+    rows = [results.get() for _ in (1, 4)]
+    worker.join()
+    if worker.exitcode:
+        raise RuntimeError(f"the parallel-batches decoding worker failed ({worker.exitcode})")
+    for row in rows:
+        print(_row(row), flush=True)
     return rows
 
 
@@ -369,12 +362,23 @@ def ratios(ours: list[dict], theirs: list[dict]) -> list[str]:
         ratio = train[0]["tokens_per_s"] / onmt_train[0]["tokens_per_s"]
         lines.append(f"train tokens/s: t2t_lite / OpenNMT-tf = {ratio:.2f}x")
     for beam in (4, 1):
-        mine = [r for r in ours if r["what"] == f"decode beam {beam}" and r["batch"] == 32]
-        for other in theirs:
-            if other.get("what", "").startswith(f"decode beam {beam}") and mine:
-                ratio = mine[0]["sentences_per_s"] / other["sentences_per_s"]
+        what = f"decode beam {beam}"
+        mine = [
+            r
+            for r in ours
+            if r["what"] == what and r.get("batch") == 32 and r["system"].startswith("t2t_lite")
+        ]
+        # CTranslate2 on our export (same model), then OpenNMT-tf and CTranslate2 on theirs.
+        others = [
+            dict(r, system=f"{r['system']} on our export")
+            for r in ours
+            if r["what"].startswith(what) and not r["system"].startswith("t2t_lite")
+        ] + [r for r in theirs if r.get("what", "").startswith(what)]
+        for row in mine:
+            for other in others:
+                ratio = row["sentences_per_s"] / other["sentences_per_s"]
                 lines.append(
-                    f"beam {beam} sentences/s: t2t_lite / {other['system']} = {ratio:.2f}x"
+                    f"beam {beam} sentences/s: {row['system']} / {other['system']} = {ratio:.2f}x"
                 )
     return lines
 
@@ -398,7 +402,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch_sizes", type=int, nargs="+", default=[16, 32, 64])
     parser.add_argument("--sentences", type=int, default=0, help="first N test sentences")
     parser.add_argument(
-        "--processes", type=int, default=2, help="decode: parallel 1-thread processes to compare"
+        "--parallel_batches",
+        type=int,
+        default=2,
+        help="decode: batches at a time in the 1-intra-op-thread comparison",
     )
     parser.add_argument("--compare-onmt", action="store_true", dest="compare_onmt")
     parser.add_argument("--onmt_steps", type=int, default=200)
@@ -425,8 +432,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.compare_onmt:
         decoding = any(r["what"].startswith("decode") for r in rows)
         theirs = run_onmt(args, decode=decoding)
+        comparisons = ratios(rows, theirs)
         rows += theirs
-        for line in ratios(rows, theirs):
+        for line in comparisons:
             print(line)
     print("\n".join(_row(r) for r in rows))
     if args.json:

@@ -31,9 +31,12 @@ flags.DEFINE_string("output", "", "Also write the translations to this file.")
 for _name in ("beam_size", "batch_tokens"):
     cli_utils.flag_at_least(_name, 1)
 
+cli_utils.define_decoding_threads()
+
 
 def main(argv):
     del argv
+    cli_utils.apply_intra_threads()
     sources, references = read_lines(FLAGS.src), read_lines(FLAGS.ref)
     if len(sources) != len(references):
         raise DataError(
@@ -43,7 +46,11 @@ def main(argv):
     model, cfg, src_vocab, tgt_vocab, prefix = load_model(FLAGS.model_dir, FLAGS.checkpoint)
     translator = Translator(model, src_vocab, tgt_vocab, cfg.decode)
     hypotheses = translator.translate(
-        sources, beam_size=FLAGS.beam_size, alpha=FLAGS.alpha, batch_tokens=FLAGS.batch_tokens
+        sources,
+        beam_size=FLAGS.beam_size,
+        alpha=FLAGS.alpha,
+        batch_tokens=FLAGS.batch_tokens,
+        parallel_batches=FLAGS.parallel_batches,
     )
     if FLAGS.output:
         out, temp = open_output(FLAGS.output)

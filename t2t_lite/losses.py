@@ -12,7 +12,8 @@ distribution, so it does not reach 0 when `epsilon > 0`.
 
 Speed: the `[N, V]` logits are the largest tensor of a training step, so `smoothed_nll` reads
 them in a few passes (max, exp and sum, sum, the label's logit), keeps the exponentials, and
-writes the gradient `softmax - smoothed_target` from them, instead of letting autodiff
+writes the gradient `softmax - smoothed_target` from them (the label's share subtracted at
+its N positions, never as an `[N, V]` one-hot), instead of letting autodiff
 differentiate a `log_softmax`, a gather (whose gradient is a scatter into `[N, V]`) and a sum.
 `cross_entropy` drops padded positions before that; given the output projection, before the
 projection too (as the trainer does).
@@ -63,9 +64,14 @@ def smoothed_nll(logits: tf.Tensor, labels: tf.Tensor, label_smoothing: float) -
             loss -= other * tf.reduce_sum(x32, axis=-1)
 
         def grad(upstream):  # [N] -> [N, V]: (total * softmax - target) * upstream
-            target = tf.one_hot(labels, tf.shape(x)[-1], on_value=on + other, off_value=other)
-            scale = (total * upstream / exp_sum)[:, None]
-            return tf.cast(exps * scale - target * upstream[:, None], x.dtype)
+            result = exps * (total * upstream / exp_sum)[:, None]
+            if label_smoothing:
+                result -= (other * upstream)[:, None]
+            # The label's extra `on`, subtracted in place at N positions (no one-hot).
+            rows = tf.range(tf.shape(labels, out_type=labels.dtype)[0])
+            at_labels = tf.stack([rows, labels], axis=1)  # [N, 2]
+            result = tf.tensor_scatter_nd_sub(result, at_labels, on * upstream)
+            return tf.cast(result, x.dtype)
 
         return loss, grad
 

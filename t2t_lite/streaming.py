@@ -74,7 +74,8 @@ def translate_stream(
 ) -> int:
     """Translates `source` chunk by chunk into `target`; returns the number of input lines.
 
-    `search_kwargs` (beam_size, alpha, n_best, batch_tokens) go to `translate_nbest`.
+    `search_kwargs` (beam_size, alpha, n_best, batch_tokens, parallel_batches) go to
+    `translate_nbest`.
     """
     n_best = search_kwargs.get("n_best") or translator.decode.n_best
     done = 0

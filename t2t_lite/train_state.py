@@ -43,7 +43,7 @@ class StepStats:
 
     Attributes:
         loss: mean label-smoothed cross-entropy per target token.
-        tokens: non-padding source plus target tokens of the update.
+        tokens: source plus target pieces of the update (`tokens_per_batch`: EOS not counted).
         target_tokens: non-padding target tokens (the loss weight).
         grad_norm: global norm of the gradient before clipping.
         stop_votes: per `STOP_REASONS`, how many replicas voted to stop.

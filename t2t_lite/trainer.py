@@ -296,7 +296,7 @@ def _train(
     def dataset_fn(ctx: tf.distribute.InputContext) -> tf.data.Dataset:
         per_pipeline = ctx.num_replicas_in_sync // ctx.num_input_pipelines
         consumed = start_step * t.accumulate_steps * per_pipeline
-        return make_train_dataset(pairs, t, input_context=ctx).skip(consumed)
+        return make_train_dataset(pairs, t, input_context=ctx, skip=consumed)
 
     iterator = iter(strategy.distribute_datasets_from_function(dataset_fn))
     summaries = Summaries(model_dir, enabled=chief)

@@ -34,9 +34,12 @@ flags.DEFINE_integer("chunk_lines", 1000, "Lines read (and sorted by length) at 
 for _name in ("beam_size", "n_best", "batch_tokens", "chunk_lines"):
     cli_utils.flag_at_least(_name, 1)
 
+cli_utils.define_decoding_threads()
+
 
 def main(argv):
     del argv
+    cli_utils.apply_intra_threads()
     model, cfg, src_vocab, tgt_vocab, prefix = load_model(FLAGS.model_dir, FLAGS.checkpoint)
     logging.info("translating with %s", prefix)
     translator = Translator(model, src_vocab, tgt_vocab, cfg.decode)
@@ -57,6 +60,7 @@ def main(argv):
             alpha=FLAGS.alpha,
             n_best=FLAGS.n_best,
             batch_tokens=FLAGS.batch_tokens,
+            parallel_batches=FLAGS.parallel_batches,
         )
         ok = True
     finally:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import tensorflow as tf
@@ -153,6 +154,7 @@ class Translator:
         batch_tokens: int | None = None,
         first_line: int = 1,
         max_batch_size: int = 0,
+        parallel_batches: int | None = None,
     ) -> list[list[Hypothesis]]:
         """Translates every line; returns `n_best` hypotheses per line, best first.
 
@@ -161,7 +163,8 @@ class Translator:
 
         Args:
             lines: source sentences, one per entry.
-            beam_size, alpha, n_best, batch_tokens: override the `decode` defaults.
+            beam_size, alpha, n_best, batch_tokens, parallel_batches: override the `decode`
+                defaults.
             first_line: line number of `lines[0]`, for warnings about long lines.
             max_batch_size: at most this many sentences per batch (0 = no limit).
 
@@ -173,6 +176,7 @@ class Translator:
         alpha = cfg.alpha if alpha is None else alpha
         n_best = n_best or cfg.n_best
         batch_tokens = batch_tokens or cfg.batch_tokens
+        parallel_batches = parallel_batches or cfg.parallel_batches
         if n_best > beam_size:
             raise ValueError(f"n_best={n_best} cannot exceed beam_size={beam_size}")
         start = time.perf_counter()
@@ -184,22 +188,31 @@ class Translator:
         encoded = self.encode([texts[i] for i in todo], [first_line + i for i in todo])
         encoded_by_line = dict(zip(todo, encoded, strict=True))
         search = self.search_fn(beam_size, alpha, n_best)
-        lengths = [len(e) for e in encoded]
-        for batch in length_batches(todo, lengths, batch_tokens, max_batch_size):
+
+        def run(batch: list[int]) -> tuple[np.ndarray, ...]:
             width = max(len(encoded_by_line[i]) for i in batch)
             source = np.zeros([len(batch), width], np.int32)  # [B, S], 0 = padding
             for row, i in enumerate(batch):
                 source[row, : len(encoded_by_line[i])] = encoded_by_line[i]
             out = search(tf.constant(source))
-            ids, scores, out_lengths = out.ids.numpy(), out.scores.numpy(), out.lengths.numpy()
-            for row, i in enumerate(batch):
-                hyps = self.target_vocab.decode_batch(ids[row])
-                results[i] = [
-                    Hypothesis(text, float(score), int(length))
-                    for text, score, length in zip(hyps, scores[row], out_lengths[row], strict=True)
-                ]
-            self.stats.source_tokens += int(np.sum(source != PAD_ID))
-            self.stats.target_tokens += int(np.sum(out_lengths[:, 0]))
+            return source, out.ids.numpy(), out.scores.numpy(), out.lengths.numpy()
+
+        batches = length_batches(todo, [len(e) for e in encoded], batch_tokens, max_batch_size)
+        with ThreadPoolExecutor(max(1, min(parallel_batches, len(batches)))) as pool:
+            # map() yields in batch order; results are unpacked here, in this thread.
+            for batch, (source, ids, scores, out_lengths) in zip(
+                batches, pool.map(run, batches), strict=True
+            ):
+                for row, i in enumerate(batch):
+                    hyps = self.target_vocab.decode_batch(ids[row])
+                    results[i] = [
+                        Hypothesis(text, float(score), int(length))
+                        for text, score, length in zip(
+                            hyps, scores[row], out_lengths[row], strict=True
+                        )
+                    ]
+                self.stats.source_tokens += int(np.sum(source != PAD_ID))
+                self.stats.target_tokens += int(np.sum(out_lengths[:, 0]))
         self.stats.sentences += len(lines)
         self.stats.seconds += time.perf_counter() - start
         return results

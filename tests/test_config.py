@@ -77,6 +77,8 @@ def test_cross_key_validation(tmp_path):
         load_config(_write(tmp_path, "model:\n  d_model: 30\n  num_heads: 4\n"))
     with pytest.raises(ConfigError, match="vocab.shared"):
         load_config(_write(tmp_path, "vocab:\n  shared: false\n"))
+    with pytest.raises(ConfigError, match="decode.parallel_batches must be >= 1"):
+        load_config(_write(tmp_path, "decode:\n  parallel_batches: 0\n"))
 
 
 def test_diff_lists_changed_keys():

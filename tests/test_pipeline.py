@@ -11,13 +11,12 @@ from t2t_lite.data import (
     DataError,
     TokenPairs,
     eval_dataset,
-    make_examples,
     make_train_dataset,
     tokens_per_batch,
     train_dataset,
 )
 from t2t_lite.data import token_pairs as token_pairs_module
-from t2t_lite.data.pipeline import bucket_plan
+from t2t_lite.data.pipeline import bucket_plan, example_lengths
 from t2t_lite.data.token_pairs import filter_by_length
 from t2t_lite.vocab import BOS_ID, EOS_ID, PAD_ID, build_vocabularies
 
@@ -90,6 +89,32 @@ def test_same_seed_same_batches_other_seed_other_order():
     assert run(7) != run(8)
 
 
+def test_skip_continues_the_same_stream():
+    cfg = train_config()
+    whole = one_pass(make_train_dataset(PAIRS, cfg).take(25), 256)
+    assert one_pass(make_train_dataset(PAIRS, cfg, skip=10).take(15), 256) == whole[10:]
+
+
+def test_batches_hold_one_bucket_and_fill_it():
+    cfg = train_config()
+    boundaries, sizes = bucket_plan(int(example_lengths(PAIRS).max()), 256, cfg.bucket_width)
+    lengths = example_lengths(PAIRS)
+    per_bucket = {}
+    for batch in one_pass(make_train_dataset(PAIRS, cfg, repeat=False), 256):
+        buckets = set(np.searchsorted(boundaries, lengths[batch], side="right").tolist())
+        assert len(buckets) == 1
+        per_bucket.setdefault(buckets.pop(), []).append(len(batch))
+    # Every bucket's batches are full but for at most one.
+    for bucket, counts in per_bucket.items():
+        assert sum(c < sizes[bucket] for c in counts) <= 1
+
+
+def test_without_shuffling_the_file_order_is_kept_within_buckets():
+    batches = one_pass(make_train_dataset(PAIRS, train_config(shuffle_buffer=0), repeat=False), 256)
+    assert all(batch == sorted(batch) for batch in batches)
+    assert sorted(sum(batches, [])) == list(range(N))
+
+
 def test_input_context_shards_and_splits_the_budget():
     shards = []
     for pipeline_id in range(2):
@@ -122,11 +147,6 @@ def test_filter_by_length_counts_eos():
     assert (dropped, kept.src_lengths.tolist(), kept.tgt_lengths.tolist()) == (2, [3], [2])
 
 
-def test_make_examples_in_order():
-    examples = list(make_examples(PAIRS).take(3))
-    assert [e["source"].numpy().tolist() for e in examples] == [[*s, EOS_ID] for s in SRC[:3]]
-
-
 def test_eval_dataset_keeps_order_and_budget():
     batches = one_pass(eval_dataset(SRC, TGT, 256), 256)
     assert sum(batches, []) == list(range(N))
@@ -141,7 +161,8 @@ def test_eval_dataset_gives_an_over_long_pair_its_own_batch():
 
 def test_tokens_per_batch_counts_non_padding():
     batch = next(iter(eval_dataset([[5, 6], [7]], [[8], [9, 10, 11]], 100)))
-    assert int(tokens_per_batch(batch)) == (3 + 2) + (2 + 4)
+    # Pieces only, like OpenNMT-tf: neither the EOS nor the padding counts.
+    assert int(tokens_per_batch(batch)) == (2 + 1) + (1 + 3)
 
 
 def test_token_pairs_save_load_and_select(tmp_path):

@@ -80,6 +80,17 @@ def test_translate_keeps_one_result_per_line_in_order(translator):
         assert translator.translate([line], beam_size=2) == [batched]
 
 
+def test_parallel_batches_give_the_same_results_in_order(translator):
+    lines = made_up_sentences(30, 3) + [""]
+    one = translator.translate_nbest(lines, beam_size=2, n_best=2, batch_tokens=40)
+    translator.reset_stats()
+    three = translator.translate_nbest(
+        lines, beam_size=2, n_best=2, batch_tokens=40, parallel_batches=3
+    )
+    assert three == one
+    assert translator.stats.sentences == len(lines) and translator.stats.target_tokens > 0
+
+
 def test_nbest_sorted_and_distinct(translator):
     results = translator.translate_nbest(made_up_sentences(4, 9), beam_size=4, n_best=3)
     for hyps in results:
@@ -137,6 +148,8 @@ def test_cli_translate_preserves_lines(model_dir, translator, tmp_path):
         f"--output={out}",
         "--beam_size=2",
         "--batch_tokens=50",
+        "--parallel_batches=2",
+        "--intra_threads=1",
     )
     assert result.returncode == 0, result.stderr.decode()
     lines = out.read_text(encoding="utf-8").split("\n")

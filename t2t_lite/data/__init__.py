@@ -14,7 +14,6 @@ from t2t_lite.data.paths import data_dir, resolve_path
 from t2t_lite.data.pipeline import (
     eval_dataset,
     make_eval_dataset,
-    make_examples,
     make_train_dataset,
     tokens_per_batch,
     train_dataset,
@@ -33,7 +32,6 @@ __all__ = [
     "eval_dataset",
     "load_pairs",
     "make_eval_dataset",
-    "make_examples",
     "make_train_dataset",
     "normalize",
     "read_lines",

@@ -32,38 +32,6 @@ Batch = dict[str, tf.Tensor]
 AUTOTUNE = tf.data.AUTOTUNE
 
 
-def _example_fn(pairs: TokenPairs) -> Callable[[tf.Tensor], Batch]:
-    """A function from a pair index to its unbatched example `{source: [S], target_*: [T]}`."""
-    src_values, src_splits = tf.constant(pairs.src_values), tf.constant(pairs.src_splits)
-    tgt_values, tgt_splits = tf.constant(pairs.tgt_values), tf.constant(pairs.tgt_splits)
-    eos, bos = tf.constant([EOS_ID], tf.int32), tf.constant([BOS_ID], tf.int32)
-
-    def example(index: tf.Tensor) -> Batch:
-        src = src_values[src_splits[index] : src_splits[index + 1]]
-        tgt = tgt_values[tgt_splits[index] : tgt_splits[index + 1]]
-        return {
-            "source": tf.concat([src, eos], 0),
-            "target_in": tf.concat([bos, tgt], 0),
-            "target_out": tf.concat([tgt, eos], 0),
-        }
-
-    return example
-
-
-def _example_length(example: Batch) -> tf.Tensor:
-    return tf.maximum(tf.shape(example["source"])[0], tf.shape(example["target_in"])[0])
-
-
-def make_examples(pairs: TokenPairs) -> tf.data.Dataset:
-    """One unbatched example per pair, in order.
-
-    Each is `{"source": [S], "target_in": [T], "target_out": [T]}` (int32, unpadded).
-    """
-    return tf.data.Dataset.range(len(pairs)).map(
-        _example_fn(pairs), num_parallel_calls=AUTOTUNE, deterministic=True
-    )
-
-
 def example_lengths(pairs: TokenPairs) -> np.ndarray:
     """int64 `[N]`: `max(S, T)` of each example, i.e. the longer side plus its EOS/BOS."""
     return np.maximum(pairs.src_lengths, pairs.tgt_lengths) + 1
@@ -72,7 +40,7 @@ def example_lengths(pairs: TokenPairs) -> np.ndarray:
 def bucket_plan(
     max_length: int, batch_tokens: int, bucket_width: int
 ) -> tuple[list[int], list[int]]:
-    """Bucket boundaries and batch sizes for `tf.data.Dataset.bucket_by_sequence_length`.
+    """Length-bucket boundaries and batch sizes for the training batches.
 
     Bucket j holds examples with `j * width < max(S, T) <= (j + 1) * width` (the last one ends
     at `max_length`) and batches `batch_tokens // ((j + 1) * width)` of them, so a batch padded
@@ -97,57 +65,113 @@ def bucket_plan(
     return boundaries, [batch_tokens // upper for upper in uppers]
 
 
+def _pass_plan(
+    members: np.ndarray, lengths: np.ndarray, batch_tokens: int, cfg: TrainConfig
+) -> Callable[[tf.Tensor], tf.data.Dataset]:
+    """A function from a pass number to that pass's batches, each int64 `[B]` pair indices.
+
+    The pairs `members` are shuffled (within windows of `cfg.shuffle_buffer`), stably sorted
+    into length buckets (so each bucket keeps the shuffled order), cut into batches of the
+    bucket's size, and the batches are shuffled. Seeds are `(cfg.seed, 2 * pass)` and
+    `(cfg.seed, 2 * pass + 1)`: the same pass number always gives the same batches.
+    """
+    boundaries, batch_sizes = bucket_plan(int(lengths.max()), batch_tokens, cfg.bucket_width)
+    n, shuffle = len(members), cfg.shuffle_buffer > 1
+    pair_index = tf.constant(members, tf.int64)  # [N] this pipeline's pairs
+    bucket_of = tf.constant(np.searchsorted(boundaries, lengths[members], side="right"))
+    size_of_bucket = tf.constant(batch_sizes, tf.int64)
+    window = tf.constant(np.arange(n) // max(cfg.shuffle_buffer, 1), tf.float64)
+
+    def batches(pass_number: tf.Tensor) -> tf.data.Dataset:
+        seed = tf.stack([tf.constant(cfg.seed, tf.int64), 2 * pass_number])
+        order = tf.range(n, dtype=tf.int64)
+        if shuffle:
+            # Random keys in [0, 1) added to the window number: a shuffle within windows.
+            keys = window + tf.random.stateless_uniform([n], seed, dtype=tf.float64)
+            order = tf.cast(tf.argsort(keys), tf.int64)
+        order = tf.gather(order, tf.argsort(tf.gather(bucket_of, order), stable=True))
+        bucket = tf.gather(bucket_of, order)  # [N], ascending
+        first_of_bucket = tf.searchsorted(bucket, bucket, side="left", out_type=tf.int64)
+        batch = (tf.range(n, dtype=tf.int64) - first_of_bucket) // tf.gather(size_of_bucket, bucket)
+        new_batch = (bucket[1:] != bucket[:-1]) | (batch[1:] != batch[:-1])
+        starts = tf.where(tf.concat([[True], new_batch], 0))[:, 0]
+        rows = tf.RaggedTensor.from_row_starts(tf.gather(pair_index, order), starts)
+        if shuffle:
+            batch_order = tf.random.experimental.stateless_shuffle(
+                tf.range(rows.nrows()), seed + tf.constant([0, 1], tf.int64)
+            )
+            rows = tf.gather(rows, batch_order)
+        return tf.data.Dataset.from_tensor_slices(rows)
+
+    return batches
+
+
 def make_train_dataset(
     pairs: TokenPairs,
     cfg: TrainConfig,
     input_context: tf.distribute.InputContext | None = None,
     repeat: bool = True,
+    skip: int = 0,
 ) -> tf.data.Dataset:
     """Shuffled, length-bucketed batches of `pairs` (see the module docstring for the format).
 
-    Each pass visits every pair of this pipeline's shard exactly once; passes are reshuffled
-    and the order is fixed by `cfg.seed`.
+    Each pass visits every pair of this pipeline's shard exactly once, in batches of one
+    length bucket; passes are reshuffled and fully determined by `cfg.seed` and the pass
+    number. The batch plan of a pass is a handful of vector ops; only the batches actually
+    read are gathered and padded, so skipping (`skip`) costs next to nothing.
 
     Args:
         pairs: the tokenized training pairs.
-        cfg: `batch_tokens`, `bucket_width`, `shuffle_buffer` (0 or 1: no shuffling) and
-            `seed`.
+        cfg: `batch_tokens`, `bucket_width`, `shuffle_buffer` (0 or 1: file order; else the
+            pairs are shuffled within windows of this many) and `seed`.
         input_context: from `strategy.distribute_datasets_from_function`; this pipeline then
-            reads shard `input_pipeline_id` of `num_input_pipelines`, and `batch_tokens` (the
+            reads pairs `input_pipeline_id::num_input_pipelines`, and `batch_tokens` (the
             global budget) is divided by `num_replicas_in_sync`.
         repeat: repeat forever (training) or stop after one pass (tests, statistics).
+        skip: leave out the first `skip` batches (resuming training at a step).
 
     Raises:
         DataError: the budget cannot hold the longest example, or there are fewer pairs than
             input pipelines.
     """
-    budget = cfg.batch_tokens
-    indices = tf.data.Dataset.range(len(pairs))
-    count = len(pairs)
+    budget, members = cfg.batch_tokens, np.arange(len(pairs))
     if input_context is not None:
         budget //= input_context.num_replicas_in_sync
         shards, shard = input_context.num_input_pipelines, input_context.input_pipeline_id
-        if count < shards:
-            raise DataError(f"{count} training pairs cannot feed {shards} input pipelines")
-        indices = indices.shard(shards, shard)
-        count = len(range(shard, len(pairs), shards))
-    boundaries, batch_sizes = bucket_plan(
-        int(example_lengths(pairs).max()), budget, cfg.bucket_width
-    )
-    if cfg.shuffle_buffer > 1:
-        indices = indices.shuffle(
-            min(cfg.shuffle_buffer, count), seed=cfg.seed, reshuffle_each_iteration=True
-        )
-    dataset = indices.map(_example_fn(pairs), num_parallel_calls=AUTOTUNE, deterministic=True)
-    dataset = dataset.bucket_by_sequence_length(
-        element_length_func=_example_length,
-        bucket_boundaries=boundaries,
-        bucket_batch_sizes=batch_sizes,
-        padding_values=PAD_ID,
-    )
-    if repeat:
-        dataset = dataset.repeat()
+        if len(pairs) < shards:
+            raise DataError(f"{len(pairs)} training pairs cannot feed {shards} input pipelines")
+        members = members[shard::shards]
+    if not len(members):
+        raise DataError("there are no training pairs")
+    plan = _pass_plan(members, example_lengths(pairs), budget, cfg)
+    src, tgt = _ragged_pairs(pairs)
+
+    def padded(rows: tf.Tensor) -> Batch:
+        return _pad_batch(tf.gather(src, rows), tf.gather(tgt, rows))
+
+    passes = tf.data.Dataset.range(np.iinfo(np.int64).max if repeat else 1)
+    dataset = passes.flat_map(plan).skip(skip)
+    dataset = dataset.map(padded, num_parallel_calls=AUTOTUNE, deterministic=True)
     return _finish(dataset.prefetch(AUTOTUNE))
+
+
+def _pad_batch(src: tf.RaggedTensor, tgt: tf.RaggedTensor) -> Batch:
+    """Pads ragged `[B, (S)]` sources and `[B, (T)]` targets into a batch with EOS/BOS added."""
+    column = tf.ones([src.nrows(), 1], tf.int32)
+    eos = tf.RaggedTensor.from_tensor(column * EOS_ID)
+    bos = tf.RaggedTensor.from_tensor(column * BOS_ID)
+    return {
+        "source": tf.concat([src, eos], 1).to_tensor(PAD_ID),
+        "target_in": tf.concat([bos, tgt], 1).to_tensor(PAD_ID),
+        "target_out": tf.concat([tgt, eos], 1).to_tensor(PAD_ID),
+    }
+
+
+def _ragged_pairs(pairs: TokenPairs) -> tuple[tf.RaggedTensor, tf.RaggedTensor]:
+    return (
+        tf.RaggedTensor.from_row_splits(pairs.src_values, pairs.src_splits),
+        tf.RaggedTensor.from_row_splits(pairs.tgt_values, pairs.tgt_splits),
+    )
 
 
 def _finish(dataset: tf.data.Dataset) -> tf.data.Dataset:
@@ -217,19 +241,10 @@ def make_eval_dataset(pairs: TokenPairs, batch_tokens: int) -> tf.data.Dataset:
             int((lengths > batch_tokens).sum()),
             batch_tokens,
         )
-    src = tf.RaggedTensor.from_row_splits(pairs.src_values, pairs.src_splits)
-    tgt = tf.RaggedTensor.from_row_splits(pairs.tgt_values, pairs.tgt_splits)
+    src, tgt = _ragged_pairs(pairs)
 
     def batch(start: tf.Tensor, end: tf.Tensor) -> Batch:
-        s, t = src[start:end], tgt[start:end]
-        column = tf.ones([end - start, 1], tf.int32)
-        eos = tf.RaggedTensor.from_tensor(column * EOS_ID)
-        bos = tf.RaggedTensor.from_tensor(column * BOS_ID)
-        return {
-            "source": tf.concat([s, eos], 1).to_tensor(PAD_ID),
-            "target_in": tf.concat([bos, t], 1).to_tensor(PAD_ID),
-            "target_out": tf.concat([t, eos], 1).to_tensor(PAD_ID),
-        }
+        return _pad_batch(src[start:end], tgt[start:end])
 
     starts = np.array([b[0] for b in bounds], np.int64)
     ends = np.array([b[1] for b in bounds], np.int64)
@@ -254,7 +269,11 @@ def eval_dataset(
 
 
 def tokens_per_batch(batch: Batch) -> tf.Tensor:
-    """int32 scalar: non-padding tokens of the batch, source plus target (EOS included)."""
-    return tf.math.count_nonzero(batch["source"], dtype=tf.int32) + tf.math.count_nonzero(
-        batch["target_out"], dtype=tf.int32
-    )
+    """int32 scalar: the batch's source plus target pieces, without EOS/BOS and padding.
+
+    Counted like OpenNMT-tf's tokens/s (its sources have no EOS; it leaves out the target's
+    BOS/EOS), so throughputs compare directly.
+    """
+    rows = tf.shape(batch["source"])[0]
+    source = tf.math.count_nonzero(batch["source"], dtype=tf.int32) - rows
+    return source + tf.math.count_nonzero(batch["target_out"], dtype=tf.int32) - rows
