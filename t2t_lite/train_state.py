@@ -1,7 +1,8 @@
 """What training updates and checkpoints: model, optimizer, step; and the one train step.
 
-`TrainState.train_step` is a single `tf.function` (traced with `reduce_retracing=True`, so
-batches of new bucket shapes reuse a generalized `[None, None]` trace). Under a
+`TrainState.train_step` is a single `tf.function`: the trainer traces it once for the
+dataset's `[None, None]` batch spec (`fix_batch_spec`); otherwise `reduce_retracing=True` makes
+batches of new bucket shapes reuse a generalized trace. Under a
 `tf.distribute` strategy every replica computes the gradient of its share of the loss, the
 loss sum being divided once by the GLOBAL number of target tokens (an all-reduced count), so
 the update does not depend on how many replicas share the global batch. The step also sums
@@ -125,6 +126,21 @@ class TrainState:
         self.traces = 0
         self._train_step = tf.function(self._step, reduce_retracing=True, jit_compile=t.jit_compile)
         self._eval_step = tf.function(self._loss_sum, reduce_retracing=True)
+
+    def fix_batch_spec(self, batch_spec) -> None:
+        """Traces the train step once, for batches of `batch_spec`, instead of per shape.
+
+        `batch_spec` is e.g. a distributed iterator's `element_spec` (`[None, None]` shapes).
+        Every update then runs the same graph: a run resumed from a checkpoint computes bit
+        for bit what an uninterrupted run does, whereas a first trace specialized to one
+        batch's shape rounds differently (seen in the attention key biases, whose gradient
+        is rounding noise that Adam scales up).
+        """
+        votes = tf.TensorSpec([len(STOP_REASONS)], tf.float32)
+        signature = [(batch_spec,) * self.cfg.train.accumulate_steps, votes]
+        self._train_step = tf.function(
+            self._step, input_signature=signature, jit_compile=self.cfg.train.jit_compile
+        )
 
     @property
     def learning_rate(self) -> float:

@@ -299,6 +299,7 @@ def _train(
         return make_train_dataset(pairs, t, input_context=ctx, skip=consumed)
 
     iterator = iter(strategy.distribute_datasets_from_function(dataset_fn))
+    state.fix_batch_spec(iterator.element_spec)
     summaries = Summaries(model_dir, enabled=chief)
     if start_step == 0:
         summaries.config(0, cfg.to_yaml())

@@ -16,7 +16,7 @@ from t2t_lite.data import (
     train_dataset,
 )
 from t2t_lite.data import token_pairs as token_pairs_module
-from t2t_lite.data.pipeline import bucket_plan, example_lengths
+from t2t_lite.data.pipeline import bucket_uppers, example_lengths, greedy_batch_bounds
 from t2t_lite.data.token_pairs import filter_by_length
 from t2t_lite.vocab import BOS_ID, EOS_ID, PAD_ID, build_vocabularies
 
@@ -95,23 +95,29 @@ def test_skip_continues_the_same_stream():
     assert one_pass(make_train_dataset(PAIRS, cfg, skip=10).take(15), 256) == whole[10:]
 
 
-def test_batches_hold_one_bucket_and_fill_it():
+def test_batches_are_full_and_cross_each_bucket_boundary_at_most_once():
     cfg = train_config()
-    boundaries, sizes = bucket_plan(int(example_lengths(PAIRS).max()), 256, cfg.bucket_width)
-    lengths = example_lengths(PAIRS)
-    per_bucket = {}
-    for batch in one_pass(make_train_dataset(PAIRS, cfg, repeat=False), 256):
-        buckets = set(np.searchsorted(boundaries, lengths[batch], side="right").tolist())
-        assert len(buckets) == 1
-        per_bucket.setdefault(buckets.pop(), []).append(len(batch))
-    # Every bucket's batches are full but for at most one.
-    for bucket, counts in per_bucket.items():
-        assert sum(c < sizes[bucket] for c in counts) <= 1
+    uppers = bucket_uppers(example_lengths(PAIRS), 256, cfg.bucket_width)
+    batches = one_pass(make_train_dataset(PAIRS, cfg, repeat=False), 256)
+    # Only a bucket's remainder shares a batch with the next bucket's pairs.
+    crossings = sum(len(set(uppers[b])) - 1 for b in batches)
+    assert crossings <= len(set(uppers)) - 1
+    spans = sorted((min(uppers[b]), max(uppers[b]), -len(b)) for b in batches)
+    for (_, high, minus_size), (next_low, _, _) in zip(spans, spans[1:], strict=False):
+        assert -minus_size * high <= 256  # the budget, at the bucket's upper end
+        # Full: the next pair in length order would not have fitted.
+        assert (-minus_size + 1) * next_low > 256
+    assert len(batches) == len(greedy_batch_bounds(np.sort(uppers), 256))
 
 
 def test_without_shuffling_the_file_order_is_kept_within_buckets():
-    batches = one_pass(make_train_dataset(PAIRS, train_config(shuffle_buffer=0), repeat=False), 256)
-    assert all(batch == sorted(batch) for batch in batches)
+    cfg = train_config(shuffle_buffer=0)
+    uppers = bucket_uppers(example_lengths(PAIRS), 256, cfg.bucket_width)
+    batches = one_pass(make_train_dataset(PAIRS, cfg, repeat=False), 256)
+    for batch in batches:
+        for upper in set(uppers[batch]):
+            rows = [i for i in batch if uppers[i] == upper]
+            assert rows == sorted(rows)
     assert sorted(sum(batches, [])) == list(range(N))
 
 
@@ -127,13 +133,14 @@ def test_input_context_shards_and_splits_the_budget():
     assert sorted(shards[1]) == list(range(1, N, 2))
 
 
-def test_bucket_plan_keeps_every_bucket_within_budget():
-    boundaries, sizes = bucket_plan(max_length=20, batch_tokens=100, bucket_width=8)
-    assert boundaries == [9, 17]
-    assert sizes == [100 // 8, 100 // 16, 100 // 20]
-    assert bucket_plan(5, 100, 8) == ([], [20])
+def test_bucket_uppers_round_lengths_up_to_the_width():
+    lengths = np.array([1, 8, 9, 16, 17, 20])
+    assert bucket_uppers(lengths, 100, 8).tolist() == [8, 8, 16, 16, 20, 20]
+    assert bucket_uppers(lengths, 100, 1).tolist() == lengths.tolist()
     with pytest.raises(DataError, match="batch_tokens=10 .* longest training example \\(20"):
-        bucket_plan(20, 10, 8)
+        bucket_uppers(lengths, 10, 8)
+    with pytest.raises(DataError, match="bucket_width=0"):
+        bucket_uppers(lengths, 100, 0)
 
 
 def test_budget_smaller_than_longest_pair_is_an_error():

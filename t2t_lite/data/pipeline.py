@@ -37,32 +37,26 @@ def example_lengths(pairs: TokenPairs) -> np.ndarray:
     return np.maximum(pairs.src_lengths, pairs.tgt_lengths) + 1
 
 
-def bucket_plan(
-    max_length: int, batch_tokens: int, bucket_width: int
-) -> tuple[list[int], list[int]]:
-    """Length-bucket boundaries and batch sizes for the training batches.
+def bucket_uppers(lengths: np.ndarray, batch_tokens: int, bucket_width: int) -> np.ndarray:
+    """int64 `[N]`: the upper end of each example's length bucket.
 
-    Bucket j holds examples with `j * width < max(S, T) <= (j + 1) * width` (the last one ends
-    at `max_length`) and batches `batch_tokens // ((j + 1) * width)` of them, so a batch padded
-    to its longest example never exceeds the budget.
-
-    Returns:
-        `(boundaries, batch_sizes)` with `len(batch_sizes) == len(boundaries) + 1`.
+    Bucket j holds examples with `j * width < max(S, T) <= (j + 1) * width`; the last one ends
+    at the longest example. A batch drawn from buckets up to j is padded to at most
+    `(j + 1) * width`, which is what the training batches are budgeted with.
 
     Raises:
         DataError: the longest example alone exceeds the budget, or the width is not positive.
     """
     if bucket_width < 1:
         raise DataError(f"train.bucket_width={bucket_width} must be at least 1")
-    if max_length > batch_tokens:
+    longest = int(lengths.max())
+    if longest > batch_tokens:
         raise DataError(
             f"train.batch_tokens={batch_tokens} (per replica) is smaller than the longest "
-            f"training example ({max_length} pieces with EOS); raise it or lower "
+            f"training example ({longest} pieces with EOS); raise it or lower "
             "data.max_src_length / data.max_tgt_length"
         )
-    uppers = list(range(bucket_width, max_length, bucket_width)) + [max_length]
-    boundaries = [upper + 1 for upper in uppers[:-1]]
-    return boundaries, [batch_tokens // upper for upper in uppers]
+    return np.minimum(-(-lengths // bucket_width) * bucket_width, longest)
 
 
 def _pass_plan(
@@ -71,15 +65,21 @@ def _pass_plan(
     """A function from a pass number to that pass's batches, each int64 `[B]` pair indices.
 
     The pairs `members` are shuffled (within windows of `cfg.shuffle_buffer`), stably sorted
-    into length buckets (so each bucket keeps the shuffled order), cut into batches of the
-    bucket's size, and the batches are shuffled. Seeds are `(cfg.seed, 2 * pass)` and
-    `(cfg.seed, 2 * pass + 1)`: the same pass number always gives the same batches.
+    by length bucket (so each bucket keeps the shuffled order), cut into batches, and the
+    batches are shuffled. Cutting is greedy along the sorted pairs, each batch as long as
+    `B * upper <= batch_tokens` holds for the upper end of its last pair's bucket: batches
+    are full, and the rest of a bucket fills up with pairs of the next one instead of
+    making a short batch (as OpenNMT-tf's batches, which never run short, but keeping every
+    pair exactly once per pass). The bucket sizes are the same in every pass, so the cuts are
+    computed once. Seeds are `(cfg.seed, 2 * pass)` and `(cfg.seed, 2 * pass + 1)`: the same
+    pass number always gives the same batches.
     """
-    boundaries, batch_sizes = bucket_plan(int(lengths.max()), batch_tokens, cfg.bucket_width)
+    uppers = bucket_uppers(lengths[members], batch_tokens, cfg.bucket_width)
+    bounds = greedy_batch_bounds(np.sort(uppers), batch_tokens)
+    starts = tf.constant([start for start, _ in bounds], tf.int64)
     n, shuffle = len(members), cfg.shuffle_buffer > 1
     pair_index = tf.constant(members, tf.int64)  # [N] this pipeline's pairs
-    bucket_of = tf.constant(np.searchsorted(boundaries, lengths[members], side="right"))
-    size_of_bucket = tf.constant(batch_sizes, tf.int64)
+    upper_of = tf.constant(uppers)
     window = tf.constant(np.arange(n) // max(cfg.shuffle_buffer, 1), tf.float64)
 
     def batches(pass_number: tf.Tensor) -> tf.data.Dataset:
@@ -89,12 +89,7 @@ def _pass_plan(
             # Random keys in [0, 1) added to the window number: a shuffle within windows.
             keys = window + tf.random.stateless_uniform([n], seed, dtype=tf.float64)
             order = tf.cast(tf.argsort(keys), tf.int64)
-        order = tf.gather(order, tf.argsort(tf.gather(bucket_of, order), stable=True))
-        bucket = tf.gather(bucket_of, order)  # [N], ascending
-        first_of_bucket = tf.searchsorted(bucket, bucket, side="left", out_type=tf.int64)
-        batch = (tf.range(n, dtype=tf.int64) - first_of_bucket) // tf.gather(size_of_bucket, bucket)
-        new_batch = (bucket[1:] != bucket[:-1]) | (batch[1:] != batch[:-1])
-        starts = tf.where(tf.concat([[True], new_batch], 0))[:, 0]
+        order = tf.gather(order, tf.argsort(tf.gather(upper_of, order), stable=True))
         rows = tf.RaggedTensor.from_row_starts(tf.gather(pair_index, order), starts)
         if shuffle:
             batch_order = tf.random.experimental.stateless_shuffle(
@@ -115,10 +110,11 @@ def make_train_dataset(
 ) -> tf.data.Dataset:
     """Shuffled, length-bucketed batches of `pairs` (see the module docstring for the format).
 
-    Each pass visits every pair of this pipeline's shard exactly once, in batches of one
-    length bucket; passes are reshuffled and fully determined by `cfg.seed` and the pass
-    number. The batch plan of a pass is a handful of vector ops; only the batches actually
-    read are gathered and padded, so skipping (`skip`) costs next to nothing.
+    Each pass visits every pair of this pipeline's shard exactly once, in full batches of
+    pairs of similar length (see `_pass_plan`); passes are reshuffled and fully determined by
+    `cfg.seed` and the pass number. The batch plan of a pass is a handful of vector ops; only
+    the batches actually read are gathered and padded, so skipping (`skip`) costs next to
+    nothing.
 
     Args:
         pairs: the tokenized training pairs.
@@ -211,7 +207,7 @@ def train_dataset(
     return make_train_dataset(pairs, cfg.train, input_context=input_context, repeat=repeat)
 
 
-def eval_batch_bounds(lengths: np.ndarray, batch_tokens: int) -> list[tuple[int, int]]:
+def greedy_batch_bounds(lengths: np.ndarray, batch_tokens: int) -> list[tuple[int, int]]:
     """Splits examples, in order, into `[start, end)` runs that fit the token budget.
 
     An example longer than the budget gets a batch of its own.
@@ -234,7 +230,7 @@ def make_eval_dataset(pairs: TokenPairs, batch_tokens: int) -> tf.data.Dataset:
     the budget forms a batch of one.
     """
     lengths = example_lengths(pairs)
-    bounds = eval_batch_bounds(lengths, batch_tokens)
+    bounds = greedy_batch_bounds(lengths, batch_tokens)
     if len(lengths) and lengths.max() > batch_tokens:
         logging.warning(
             "%d eval pairs are longer than batch_tokens=%d and get a batch of their own",
