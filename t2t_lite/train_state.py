@@ -131,10 +131,10 @@ class TrainState:
         """Traces the train step once, for batches of `batch_spec`, instead of per shape.
 
         `batch_spec` is e.g. a distributed iterator's `element_spec` (`[None, None]` shapes).
-        Every update then runs the same graph: a run resumed from a checkpoint computes bit
-        for bit what an uninterrupted run does, whereas a first trace specialized to one
-        batch's shape rounds differently (seen in the attention key biases, whose gradient
-        is rounding noise that Adam scales up).
+        Every update then runs the same graph, so a run resumed from a checkpoint rounds as
+        an uninterrupted run does; a first trace specialized to one batch's shape rounds
+        differently, which shows in the attention key biases (their gradient is rounding
+        noise, which Adam scales up to full-size steps).
         """
         votes = tf.TensorSpec([len(STOP_REASONS)], tf.float32)
         signature = [(batch_spec,) * self.cfg.train.accumulate_steps, votes]
