@@ -37,12 +37,13 @@ import time
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The OpenNMT-tf comparison model (onmt_anchor.sh): the multi30k_cpu preset's 3+3 layers,
-# d=256 and 8k shared vocabulary, with OpenNMT-tf's dropout (0.1 everywhere) and 4,096-token
-# batches. Applied before --set.
+# d=256 and 8k shared vocabulary, with OpenNMT-tf's dropout (0.1 everywhere), 4,096-token
+# batches and sources without EOS (OpenNMT-tf adds none). Applied before --set.
 _COMPARISON_MODEL = [
     "model.dropout=0.1",
     "model.attention_dropout=0.1",
     "model.ffn_dropout=0.1",
+    "model.source_eos=false",
     "train.batch_tokens=4096",
 ]
 _ANCHOR = os.path.join(_REPO, "..", "shared", "bench", "onmt_anchor.sh")

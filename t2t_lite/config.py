@@ -45,6 +45,9 @@ class ModelConfig:
     tie_output: bool = True
     # Longest source or target the model accepts (in pieces, EOS included); longer is cut.
     max_length: int = 256
+    # Sources end with EOS. OpenNMT-tf's have none (its comparison model: false); a model
+    # reads sources the way it was trained, so this is fixed once a model directory exists.
+    source_eos: bool = True
 
 
 @dataclasses.dataclass

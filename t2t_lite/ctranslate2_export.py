@@ -14,7 +14,8 @@ need care, and both are handled here:
 
 - Positions. CTranslate2's built-in sinusoids start counting at 1 (OpenNMT-tf); ours start at
   0. The export therefore stores the exact table of `t2t_lite.layers.positional.sinusoids`.
-- Special tokens. Our sources end with EOS (`add_source_eos`), the decoder starts from BOS,
+- Special tokens. Our sources end with EOS unless `model.source_eos` is false
+  (`add_source_eos`), the decoder starts from BOS,
   and a translation may be empty (`ctranslate2_translate` passes `min_decoding_length=0`).
 
 Without a length penalty (`length_penalty=0` here, `alpha=0` in `Translator`) both give the
@@ -41,7 +42,13 @@ import tensorflow as tf
 
 from t2t_lite.atomic import atomic_directory
 from t2t_lite.data.text import normalize
-from t2t_lite.layers import DecoderLayer, EncoderLayer, MultiHeadAttention
+from t2t_lite.layers import (
+    DecoderLayer,
+    Dense,
+    EncoderLayer,
+    LayerNormalization,
+    MultiHeadAttention,
+)
 from t2t_lite.layers.positional import sinusoids
 from t2t_lite.transformer import Transformer
 from t2t_lite.vocab import (
@@ -176,7 +183,7 @@ def _set_vocabularies(
     config.eos_token = specials["eos"]
     config.decoder_start_token = specials["bos"]
     config.add_source_bos = False
-    config.add_source_eos = True  # our sources are pieces + [EOS]
+    config.add_source_eos = bool(model.source_eos)  # sources are pieces (+ [EOS])
     if os.path.realpath(source_vocab.path) == os.path.realpath(target_vocab.path):
         spec.register_file(source_vocab.path, SHARED_MODEL)
     else:
@@ -200,19 +207,17 @@ def _numpy(variable: keras.Variable) -> np.ndarray:
     return np.asarray(keras.ops.convert_to_numpy(variable), dtype=np.float32)
 
 
-def _set_linear(spec: Any, dense: keras.layers.Dense) -> None:
+def _set_linear(spec: Any, dense: Dense) -> None:
     spec.weight = np.ascontiguousarray(_numpy(dense.kernel).T)  # Keras [in, out] -> [out, in]
     spec.bias = _numpy(dense.bias)
 
 
-def _set_layer_norm(spec: Any, norm: keras.layers.LayerNormalization) -> None:
+def _set_layer_norm(spec: Any, norm: LayerNormalization) -> None:
     spec.gamma = _numpy(norm.gamma)
     spec.beta = _numpy(norm.beta)
 
 
-def _set_attention(
-    spec: Any, attention: MultiHeadAttention, norm: keras.layers.LayerNormalization
-) -> None:
+def _set_attention(spec: Any, attention: MultiHeadAttention, norm: LayerNormalization) -> None:
     """Self-attention: linear = [qkv, output]; cross-attention: [query, kv, output]. The
     sublayer's norm goes in the attention spec, pre- or post-norm alike."""
     if attention.self_attention:

@@ -5,7 +5,8 @@ The SavedModel has two signatures:
 - `serving_default`: `sources` string `[B]` -> `translations` string `[B]`, `scores` float32
   `[B]`. Whitespace is normalized and over-long inputs are cut exactly as `t2t-translate` does;
   an empty input gives an empty translation.
-- `translate_ids`: `source_ids` int32 `[B, S]` (pieces + EOS, 0 = padding) -> `ids` int32
+- `translate_ids`: `source_ids` int32 `[B, S]` (pieces + EOS unless the model's
+  `source_eos` is false, 0 = padding) -> `ids` int32
   `[B, L]` (ending with EOS, 0 after it), `lengths` int32 `[B]`, `scores` float32 `[B]`.
 
 SentencePiece runs inside the graph through tensorflow-text (`pip install t2t_lite[export]`);
@@ -75,8 +76,9 @@ class TranslationModule(tf.Module):
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="sources")])
     def translate_strings(self, sources):
         text = tf.strings.strip(tf.strings.regex_replace(sources, _WHITESPACE, " "))  # [B]
-        pieces = self.source_tokenizer.tokenize(text)[:, : self.model.max_length - 1]  # ragged
-        eos = tf.fill([tf.shape(sources)[0], 1], EOS_ID)
+        eos = tf.fill([tf.shape(sources)[0], int(self.model.source_eos)], EOS_ID)  # [B, 0 or 1]
+        limit = self.model.max_length - int(self.model.source_eos)
+        pieces = self.source_tokenizer.tokenize(text)[:, :limit]  # ragged
         source_ids = tf.concat([pieces, eos], axis=1).to_tensor(PAD_ID)  # [B, S]
         out = self.translate_ids(source_ids)
         ids = tf.RaggedTensor.from_tensor(

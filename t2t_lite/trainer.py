@@ -134,8 +134,8 @@ class _Validation:
         self.sources, self.refs = sources, refs
         src_ids = [ids[: cfg.data.max_src_length - 1] for ids in src_vocab.encode(sources)]
         tgt_ids = [ids[: cfg.data.max_tgt_length - 1] for ids in tgt_vocab.encode(refs)]
-        self.dataset = eval_dataset(src_ids, tgt_ids, cfg.train.batch_tokens)
-        self.first = (src_ids[0] + [EOS_ID], [BOS_ID] + tgt_ids[0])
+        self.dataset = eval_dataset(src_ids, tgt_ids, cfg.train.batch_tokens, cfg.model.source_eos)
+        self.first = (src_ids[0] + [EOS_ID] * cfg.model.source_eos, [BOS_ID] + tgt_ids[0])
         # One translator for the whole run: its search is traced once, not at every evaluation.
         self.translator = Translator(state.model, src_vocab, tgt_vocab, cfg.decode)
 
@@ -296,7 +296,9 @@ def _train(
     def dataset_fn(ctx: tf.distribute.InputContext) -> tf.data.Dataset:
         per_pipeline = ctx.num_replicas_in_sync // ctx.num_input_pipelines
         consumed = start_step * t.accumulate_steps * per_pipeline
-        return make_train_dataset(pairs, t, input_context=ctx, skip=consumed)
+        return make_train_dataset(
+            pairs, t, input_context=ctx, skip=consumed, source_eos=cfg.model.source_eos
+        )
 
     iterator = iter(strategy.distribute_datasets_from_function(dataset_fn))
     state.fix_batch_spec(iterator.element_spec)

@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from t2t_lite import masks
 from t2t_lite.beam_search import tile_beam
-from t2t_lite.layers import Decoder, Encoder, TokenEmbedding
+from t2t_lite.layers import Decoder, Dense, Encoder, TokenEmbedding
 
 
 @keras.saving.register_keras_serializable(package="t2t_lite")
@@ -33,6 +33,7 @@ class Transformer(keras.Model):
             projection; otherwise the output projection is its own `[D, V_t]` matrix.
         max_length: the longest source/target (in pieces) the model is meant for; inputs are
             cut to it by the data pipeline and the translator, not here.
+        source_eos: sources end with EOS (added by the data pipeline and the translator).
         **kwargs: passed to `keras.Model`.
 
     Call arguments:
@@ -69,6 +70,7 @@ class Transformer(keras.Model):
         share_embeddings=True,
         tie_output=True,
         max_length=256,
+        source_eos=True,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -91,6 +93,7 @@ class Transformer(keras.Model):
         self.share_embeddings = share_embeddings
         self.tie_output = tie_output
         self.max_length = max_length
+        self.source_eos = source_eos
 
         policy = self.dtype_policy
         tied = share_embeddings or tie_output
@@ -104,7 +107,7 @@ class Transformer(keras.Model):
                 source_vocab_size, d_model, name="source_embedding", dtype=policy
             )
         self.output_projection = (
-            None if tied else keras.layers.Dense(target_vocab_size, name="output", dtype=policy)
+            None if tied else Dense(target_vocab_size, name="output", dtype=policy)
         )
         block = dict(
             d_model=d_model,
@@ -216,5 +219,6 @@ class Transformer(keras.Model):
             share_embeddings=self.share_embeddings,
             tie_output=self.tie_output,
             max_length=self.max_length,
+            source_eos=self.source_eos,
         )
         return config

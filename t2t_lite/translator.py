@@ -60,7 +60,8 @@ def search_batch(
     alpha: float,
     n_best: int = 1,
 ) -> BeamSearchOutput:
-    """Beam search over one batch of sources `[B, S]` (pieces + EOS, 0 = padding).
+    """Beam search over one batch of sources `[B, S]` (pieces + EOS, 0 = padding; no EOS
+    when `model.source_eos` is false).
 
     Each sentence may produce `ceil(max_length_a * source_length) + max_length_b` pieces (EOS
     included), at most the model's `max_length`. Beam 1 is greedy search: the length penalty
@@ -128,21 +129,23 @@ class Translator:
         return self._searches[key]
 
     def encode(self, lines: Sequence[str], line_numbers: Sequence[int]) -> list[list[int]]:
-        """Piece ids + EOS per line, cut to the model's maximum length with a warning that
-        names the line (`line_numbers[i]` is the input line number of `lines[i]`)."""
-        limit = self.model.max_length
+        """Piece ids (+ EOS if the model's sources end with it) per line, cut to the model's
+        maximum length with a warning that names the line (`line_numbers[i]` is the input line
+        number of `lines[i]`)."""
+        eos = [EOS_ID] if self.model.source_eos else []
+        limit = self.model.max_length - len(eos)  # pieces
         encoded = self.source_vocab.encode(lines)
         for number, ids in zip(line_numbers, encoded, strict=True):
-            if len(ids) + 1 > limit:
+            if len(ids) > limit:
                 logging.warning(
                     "input line %d has %d pieces; the model takes at most %d: truncated",
                     number,
                     len(ids),
-                    limit - 1,
+                    limit,
                 )
                 self.stats.truncated += 1
-                del ids[limit - 1 :]
-            ids.append(EOS_ID)
+                del ids[limit:]
+            ids.extend(eos)
         return encoded
 
     def translate_nbest(

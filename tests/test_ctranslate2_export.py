@@ -24,8 +24,9 @@ pytest.importorskip("ctranslate2")
 
 VARIANTS = {
     "pre_shared": ["model.norm=pre"],
-    "post_separate_untied": [
+    "post_separate_untied_no_source_eos": [
         "model.norm=post",
+        "model.source_eos=false",
         "vocab.shared=false",
         "model.share_embeddings=false",
         "model.tie_output=false",
@@ -33,13 +34,14 @@ VARIANTS = {
 }
 
 
-def copy_batch(source_ids, target_ids):
+def copy_batch(source_ids, target_ids, source_eos):
     """`(source [B, S], target_in [B, T], target_out [B, T])`, 0-padded, as the data pipeline."""
-    s = max(map(len, source_ids)) + 1
+    eos = [EOS_ID] * source_eos
+    s = max(map(len, source_ids)) + len(eos)
     t = max(map(len, target_ids)) + 1
     source, target_in, target_out = (np.zeros([len(source_ids), n], np.int32) for n in (s, t, t))
     for i, (x, y) in enumerate(zip(source_ids, target_ids, strict=True)):
-        source[i, : len(x) + 1] = [*x, EOS_ID]
+        source[i, : len(x) + len(eos)] = [*x, *eos]
         target_in[i, : len(y) + 1] = [BOS_ID, *y]
         target_out[i, : len(y) + 1] = [*y, EOS_ID]
     return source, target_in, target_out
@@ -77,7 +79,8 @@ def trained(request, tmp_path_factory):
     model_dir = str(tmp_path_factory.mktemp(request.param))
     src_vocab, tgt_vocab = build_vocabularies(cfg, model_dir, texts, targets)
     model = build_model(cfg, src_vocab, tgt_vocab)
-    train(model, *copy_batch(src_vocab.encode(texts), tgt_vocab.encode(targets)))
+    batch = copy_batch(src_vocab.encode(texts), tgt_vocab.encode(targets), model.source_eos)
+    train(model, *batch)
     return model, cfg, src_vocab, tgt_vocab
 
 
@@ -121,7 +124,7 @@ def test_translations_and_log_probs_match(trained, tmp_path):
         [source_sp.id_to_piece(ids) for ids in source_ids],
         [target_sp.id_to_piece(ids) for ids in target_ids],
     )
-    source, target_in, target_out = copy_batch(source_ids, target_ids)
+    source, target_in, target_out = copy_batch(source_ids, target_ids, model.source_eos)
     log_probs = tf.nn.log_softmax(model((source, target_in))).numpy()  # [B, T, V]
     for row, result in enumerate(scored):
         n = len(target_ids[row]) + 1  # with EOS

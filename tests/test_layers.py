@@ -1,3 +1,4 @@
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -6,10 +7,12 @@ from t2t_lite import masks
 from t2t_lite.layers import (
     Decoder,
     DecoderLayer,
+    Dense,
     Dropout,
     Encoder,
     EncoderLayer,
     FeedForward,
+    LayerNormalization,
     MultiHeadAttention,
     SinusoidalPositionalEncoding,
     TokenEmbedding,
@@ -106,6 +109,8 @@ def test_block_rejects_unknown_norm():
     [
         (SinusoidalPositionalEncoding(), (X,), {"offset": 2}),
         (Dropout(0.3, seed=4), (X,), {}),
+        (Dense(6, activation="relu"), (X,), {}),
+        (LayerNormalization(epsilon=1e-6), (X,), {}),
         (MultiHeadAttention(2, 8, dropout=0.1), (X,), {"attention_mask": masks.causal_mask(5)}),
         (MultiHeadAttention(2, 8, self_attention=False), (X,), {"memory": MEMORY}),
         (FeedForward(8, 16, dropout=0.2), (X,), {}),
@@ -121,19 +126,24 @@ def test_layer_config_round_trip(layer, inputs, kwargs):
     run_serialization_test(layer, *inputs, **kwargs)
 
 
-@pytest.mark.parametrize("rate", [0.1, 0.3])
-def test_dropout_rate_scale_and_seeds(rate):
+@pytest.mark.parametrize(
+    "rate, bits, probability", [(0.1, 8, 26 / 256), (0.3, 8, 77 / 256), (0.01, 16, 655 / 65536)]
+)
+def test_dropout_rate_scale_and_seeds(rate, bits, probability):
     layer = Dropout(rate, seed=7, dtype="mixed_bfloat16")
-    x = tf.ones([301, 257], tf.bfloat16)  # odd width: the last 32-bit word is half used
+    assert (layer.bits, layer.drop_probability) == (bits, probability)
+    x = tf.ones([301, 257], tf.bfloat16)  # odd width: the last 32-bit word is partly used
     assert layer(x) is x and layer(x, training=False) is x
     y = layer(x, training=True)
     assert y.dtype == tf.bfloat16 and y.shape == x.shape
     dropped = float(tf.reduce_mean(tf.cast(tf.equal(y, 0), tf.float32)))
-    assert abs(dropped - rate) < 0.005  # 77k draws: 5 sd is about 0.005
+    assert abs(dropped - probability) < 0.005  # 77k draws: 5 sd is about 0.005
     kept = tf.boolean_mask(y, tf.not_equal(y, 0))
-    np.testing.assert_allclose(kept.numpy().astype(np.float32), 1 / (1 - rate), rtol=1e-2)
-    even = layer(tf.ones([301, 256], tf.bfloat16), training=True)  # two halves per word
-    assert abs(float(tf.reduce_mean(tf.cast(tf.equal(even, 0), tf.float32))) - rate) < 0.005
+    np.testing.assert_allclose(kept.numpy().astype(np.float32), 1 / (1 - probability), rtol=1e-2)
+    for width in (256, 258):  # whole words per row; rows of 4-byte words split across rows
+        even = layer(tf.ones([301, width], tf.bfloat16), training=True)
+        dropped = float(tf.reduce_mean(tf.cast(tf.equal(even, 0), tf.float32)))
+        assert abs(dropped - probability) < 0.005
     # A new mask every call; the same masks again from the same seed.
     y2 = layer(x, training=True)
     assert not np.array_equal(y.numpy(), y2.numpy())
@@ -150,3 +160,42 @@ def test_dropout_rate_scale_and_seeds(rate):
 def test_dropout_rejects_bad_rate():
     with pytest.raises(ValueError, match=r"\[0, 1\)"):
         Dropout(1.0)
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+def test_dense_and_layer_norm_match_keras(policy):
+    """Same outputs and gradients (input and weights) as the Keras layers they replace."""
+    x = tf.random.stateless_normal([3, 5, 8], seed=[5, 6]) * 3 + 1
+    pairs = [
+        (Dense(6, activation="relu", dtype=policy), keras.layers.Dense(6, "relu", dtype=policy)),
+        (
+            LayerNormalization(epsilon=1e-6, dtype=policy),
+            keras.layers.LayerNormalization(epsilon=1e-6, dtype=policy),
+        ),
+    ]
+    tolerance = 1e-5 if policy == "float32" else 2e-2
+    for ours, theirs in pairs:
+        ours.build(x.shape)
+        theirs.build(x.shape)
+        weights = [w + 0.1 * (i + 1) for i, w in enumerate(theirs.get_weights())]
+        ours.set_weights(weights)
+        theirs.set_weights(weights)
+        upstream = tf.random.stateless_normal(
+            [3, 5, ours.compute_output_shape(x.shape)[-1]], [7, 8]
+        )
+        results = []
+        for layer in (ours, theirs):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = layer(tf.cast(x, layer.compute_dtype))
+                total = tf.reduce_sum(tf.cast(y, tf.float32) * upstream)
+            grads = tape.gradient(total, [x, *layer.trainable_weights])
+            results.append([y, *grads])
+        assert results[0][0].dtype == results[1][0].dtype
+        for mine, keras_value in zip(*results, strict=True):
+            np.testing.assert_allclose(
+                tf.cast(mine, tf.float32).numpy(),
+                tf.cast(keras_value, tf.float32).numpy(),
+                rtol=tolerance,
+                atol=tolerance,
+            )

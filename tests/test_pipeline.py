@@ -166,8 +166,12 @@ def test_eval_dataset_gives_an_over_long_pair_its_own_batch():
     assert shapes == [[1, 4], [1, 31], [1, 4]]
 
 
-def test_tokens_per_batch_counts_non_padding():
-    batch = next(iter(eval_dataset([[5, 6], [7]], [[8], [9, 10, 11]], 100)))
+@pytest.mark.parametrize("source_eos", [True, False])
+def test_tokens_per_batch_counts_non_padding(source_eos):
+    batch = next(iter(eval_dataset([[5, 6], [7]], [[8], [9, 10, 11]], 100, source_eos)))
+    eos = [3] * source_eos
+    np.testing.assert_array_equal(batch["source"], [[5, 6, *eos], [7, *eos, 0]])
+    np.testing.assert_array_equal(batch["target_out"], [[8, 3, 0, 0], [9, 10, 11, 3]])
     # Pieces only, like OpenNMT-tf: neither the EOS nor the padding counts.
     assert int(tokens_per_batch(batch)) == (2 + 1) + (1 + 3)
 

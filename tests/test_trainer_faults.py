@@ -10,7 +10,7 @@ from t2t_lite.config import ConfigError
 from t2t_lite.model_dir import CHECKPOINTS, CONFIG_FILE, read_config
 from t2t_lite.train_state import TrainState
 from t2t_lite.trainer import train
-from t2t_lite.vocab import build_vocabularies
+from t2t_lite.vocab import EOS_ID, build_vocabularies
 from tests.helpers import made_up_sentences
 from tests.train_helpers import checkpoint_weights, copy_task_config
 
@@ -28,6 +28,7 @@ def test_bucketed_shapes_trace_the_step_at_most_twice(tmp_path):
             "target_in": rng.integers(4, 50, (batch_size, tgt_len)).astype(np.int32),
             "target_out": rng.integers(4, 50, (batch_size, tgt_len)).astype(np.int32),
         }
+        batch["source"][:, -1] = batch["target_out"][:, -1] = EOS_ID
         stats = state.train_step([{k: tf.constant(v) for k, v in batch.items()}])
         assert stats.target_tokens == batch_size * tgt_len
         # Pieces only: one EOS per row left out on each side.

@@ -2,7 +2,7 @@
 
 Every batch is a dict of int32 tensors, padded with `PAD_ID`:
 
-- `"source"`: `[B, S]`, pieces + [EOS].
+- `"source"`: `[B, S]`, pieces + [EOS] (pieces only with `model.source_eos: false`).
 - `"target_in"`: `[B, T]`, [BOS] + pieces (the decoder input).
 - `"target_out"`: `[B, T]`, pieces + [EOS] (the labels).
 
@@ -107,6 +107,7 @@ def make_train_dataset(
     input_context: tf.distribute.InputContext | None = None,
     repeat: bool = True,
     skip: int = 0,
+    source_eos: bool = True,
 ) -> tf.data.Dataset:
     """Shuffled, length-bucketed batches of `pairs` (see the module docstring for the format).
 
@@ -125,6 +126,7 @@ def make_train_dataset(
             global budget) is divided by `num_replicas_in_sync`.
         repeat: repeat forever (training) or stop after one pass (tests, statistics).
         skip: leave out the first `skip` batches (resuming training at a step).
+        source_eos: end sources with EOS (`model.source_eos`).
 
     Raises:
         DataError: the budget cannot hold the longest example, or there are fewer pairs than
@@ -143,7 +145,7 @@ def make_train_dataset(
     src, tgt = _ragged_pairs(pairs)
 
     def padded(rows: tf.Tensor) -> Batch:
-        return _pad_batch(tf.gather(src, rows), tf.gather(tgt, rows))
+        return _pad_batch(tf.gather(src, rows), tf.gather(tgt, rows), source_eos)
 
     passes = tf.data.Dataset.range(np.iinfo(np.int64).max if repeat else 1)
     dataset = passes.flat_map(plan).skip(skip)
@@ -151,13 +153,13 @@ def make_train_dataset(
     return _finish(dataset.prefetch(AUTOTUNE))
 
 
-def _pad_batch(src: tf.RaggedTensor, tgt: tf.RaggedTensor) -> Batch:
+def _pad_batch(src: tf.RaggedTensor, tgt: tf.RaggedTensor, source_eos: bool) -> Batch:
     """Pads ragged `[B, (S)]` sources and `[B, (T)]` targets into a batch with EOS/BOS added."""
     column = tf.ones([src.nrows(), 1], tf.int32)
     eos = tf.RaggedTensor.from_tensor(column * EOS_ID)
     bos = tf.RaggedTensor.from_tensor(column * BOS_ID)
     return {
-        "source": tf.concat([src, eos], 1).to_tensor(PAD_ID),
+        "source": (tf.concat([src, eos], 1) if source_eos else src).to_tensor(PAD_ID),
         "target_in": tf.concat([bos, tgt], 1).to_tensor(PAD_ID),
         "target_out": tf.concat([tgt, eos], 1).to_tensor(PAD_ID),
     }
@@ -204,7 +206,9 @@ def train_dataset(
         DataError: bad input files or settings (see `load_pairs` and `make_train_dataset`).
     """
     pairs = cached_train_pairs(cfg, src_vocab, tgt_vocab, cache_dir)
-    return make_train_dataset(pairs, cfg.train, input_context=input_context, repeat=repeat)
+    return make_train_dataset(
+        pairs, cfg.train, input_context, repeat, source_eos=cfg.model.source_eos
+    )
 
 
 def greedy_batch_bounds(lengths: np.ndarray, batch_tokens: int) -> list[tuple[int, int]]:
@@ -223,11 +227,13 @@ def greedy_batch_bounds(lengths: np.ndarray, batch_tokens: int) -> list[tuple[in
     return bounds
 
 
-def make_eval_dataset(pairs: TokenPairs, batch_tokens: int) -> tf.data.Dataset:
+def make_eval_dataset(
+    pairs: TokenPairs, batch_tokens: int, source_eos: bool = True
+) -> tf.data.Dataset:
     """Batches of `pairs` in their order, each pair exactly once (no shuffle, no repeat).
 
     Consecutive pairs are grouped while `B * max(S, T) <= batch_tokens`; a pair longer than
-    the budget forms a batch of one.
+    the budget forms a batch of one. `source_eos`: end sources with EOS.
     """
     lengths = example_lengths(pairs)
     bounds = greedy_batch_bounds(lengths, batch_tokens)
@@ -240,7 +246,7 @@ def make_eval_dataset(pairs: TokenPairs, batch_tokens: int) -> tf.data.Dataset:
     src, tgt = _ragged_pairs(pairs)
 
     def batch(start: tf.Tensor, end: tf.Tensor) -> Batch:
-        return _pad_batch(src[start:end], tgt[start:end])
+        return _pad_batch(src[start:end], tgt[start:end], source_eos)
 
     starts = np.array([b[0] for b in bounds], np.int64)
     ends = np.array([b[1] for b in bounds], np.int64)
@@ -249,7 +255,10 @@ def make_eval_dataset(pairs: TokenPairs, batch_tokens: int) -> tf.data.Dataset:
 
 
 def eval_dataset(
-    src_ids: Sequence[Sequence[int]], tgt_ids: Sequence[Sequence[int]], batch_tokens: int
+    src_ids: Sequence[Sequence[int]],
+    tgt_ids: Sequence[Sequence[int]],
+    batch_tokens: int,
+    source_eos: bool = True,
 ) -> tf.data.Dataset:
     """Batches of the given pairs in their order, each exactly once (no shuffle, no repeat).
 
@@ -257,19 +266,24 @@ def eval_dataset(
         src_ids: source piece ids per sentence, e.g. `src_vocab.encode(sources)`.
         tgt_ids: target piece ids per sentence, aligned with `src_ids`.
         batch_tokens: token budget per batch (see `make_eval_dataset`).
+        source_eos: end sources with EOS (`model.source_eos`).
 
     Returns:
         A finite dataset of batches as described in the module docstring.
     """
-    return make_eval_dataset(TokenPairs.from_lists(src_ids, tgt_ids), batch_tokens)
+    return make_eval_dataset(TokenPairs.from_lists(src_ids, tgt_ids), batch_tokens, source_eos)
 
 
 def tokens_per_batch(batch: Batch) -> tf.Tensor:
     """int32 scalar: the batch's source plus target pieces, without EOS/BOS and padding.
 
     Counted like OpenNMT-tf's tokens/s (its sources have no EOS; it leaves out the target's
-    BOS/EOS), so throughputs compare directly.
+    BOS/EOS), so throughputs compare directly. Pieces never take the EOS id, so counting the
+    EOS ids works with and without source EOS.
     """
-    rows = tf.shape(batch["source"])[0]
-    source = tf.math.count_nonzero(batch["source"], dtype=tf.int32) - rows
-    return source + tf.math.count_nonzero(batch["target_out"], dtype=tf.int32) - rows
+
+    def pieces(ids: tf.Tensor) -> tf.Tensor:
+        eos = tf.math.count_nonzero(tf.equal(ids, EOS_ID), dtype=tf.int32)
+        return tf.math.count_nonzero(ids, dtype=tf.int32) - eos
+
+    return pieces(batch["source"]) + pieces(batch["target_out"])

@@ -3,6 +3,7 @@
 import keras
 import tensorflow as tf
 
+from t2t_lite.layers.dense import Dense
 from t2t_lite.layers.dropout import Dropout
 
 
@@ -73,11 +74,11 @@ class MultiHeadAttention(keras.layers.Layer):
         self.self_attention = self_attention
         self.dropout = dropout
         if self_attention:
-            self.qkv_proj = keras.layers.Dense(3 * d_model, name="qkv", dtype=self.dtype_policy)
+            self.qkv_proj = Dense(3 * d_model, name="qkv", dtype=self.dtype_policy)
         else:
-            self.q_proj = keras.layers.Dense(d_model, name="query", dtype=self.dtype_policy)
-            self.kv_proj = keras.layers.Dense(2 * d_model, name="kv", dtype=self.dtype_policy)
-        self.out_proj = keras.layers.Dense(d_model, name="output", dtype=self.dtype_policy)
+            self.q_proj = Dense(d_model, name="query", dtype=self.dtype_policy)
+            self.kv_proj = Dense(2 * d_model, name="kv", dtype=self.dtype_policy)
+        self.out_proj = Dense(d_model, name="output", dtype=self.dtype_policy)
         self.dropout_layer = Dropout(dropout, dtype=self.dtype_policy)
 
     def build(self, query_shape):

@@ -6,13 +6,14 @@ import keras
 import tensorflow as tf
 
 from t2t_lite.layers.dropout import Dropout
+from t2t_lite.layers.norm import LayerNormalization
 from t2t_lite.layers.positional import SinusoidalPositionalEncoding
 
 
 def residual(
     x: tf.Tensor,
     sublayer: Callable[[tf.Tensor], tf.Tensor],
-    norm: keras.layers.LayerNormalization,
+    norm: LayerNormalization,
     dropout: Dropout,
     pre_norm: bool,
     training: bool,
@@ -23,9 +24,9 @@ def residual(
     return norm(x + dropout(sublayer(x), training=training))
 
 
-def layer_norm(name: str, dtype_policy) -> keras.layers.LayerNormalization:
+def layer_norm(name: str, dtype_policy) -> LayerNormalization:
     """The layer normalization used everywhere (epsilon 1e-6, as OpenNMT-tf)."""
-    return keras.layers.LayerNormalization(epsilon=1e-6, name=name, dtype=dtype_policy)
+    return LayerNormalization(epsilon=1e-6, name=name, dtype=dtype_policy)
 
 
 class BlockLayer(keras.layers.Layer):

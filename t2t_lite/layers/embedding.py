@@ -60,9 +60,11 @@ class TokenEmbedding(keras.layers.Layer):
         table = tf.cast(self.embeddings, x.dtype)
         flat = tf.reshape(x, [-1, self.d_model])  # [B, T, D] -> [B*T, D]
         logits = tf.matmul(flat, table, transpose_b=True)  # [B*T, D] x [V, D]^T -> [B*T, V]
+        # The bias add right after the matmul fuses into it (oneDNN adds it before rounding to
+        # the compute dtype); adding it after the float32 cast cost a pass over [B*T, V].
+        logits = tf.nn.bias_add(logits, tf.cast(self.bias, x.dtype))
         logits = tf.reshape(logits, tf.concat([tf.shape(x)[:-1], [self.vocab_size]], 0))
-        # Inside a mixed-precision call Keras reads variables in the compute dtype: cast back.
-        return tf.cast(logits, tf.float32) + tf.cast(self.bias, tf.float32)  # [B, T, V]
+        return tf.cast(logits, tf.float32)  # [B, T, V]
 
     def get_config(self):
         config = super().get_config()

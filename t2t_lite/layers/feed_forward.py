@@ -2,6 +2,7 @@
 
 import keras
 
+from t2t_lite.layers.dense import Dense
 from t2t_lite.layers.dropout import Dropout
 
 
@@ -32,10 +33,8 @@ class FeedForward(keras.layers.Layer):
         self.d_model = d_model
         self.d_ff = d_ff
         self.dropout = dropout
-        self.inner = keras.layers.Dense(
-            d_ff, activation="relu", name="inner", dtype=self.dtype_policy
-        )
-        self.outer = keras.layers.Dense(d_model, name="outer", dtype=self.dtype_policy)
+        self.inner = Dense(d_ff, activation="relu", name="inner", dtype=self.dtype_policy)
+        self.outer = Dense(d_model, name="outer", dtype=self.dtype_policy)
         self.dropout_layer = Dropout(dropout, dtype=self.dtype_policy)
 
     def build(self, input_shape):
