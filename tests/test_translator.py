@@ -202,8 +202,18 @@ def test_find_checkpoint_choices(tmp_path):
     assert find_checkpoint(model_dir).endswith("averaged/ckpt-2")
 
 
-def test_saved_model_matches_translator_in_a_fresh_process(model_dir, translator, tmp_path):
+@pytest.mark.parametrize("source_eos", [True, False])
+def test_saved_model_matches_translator_in_a_fresh_process(
+    model_dir, translator, tmp_path, source_eos
+):
     pytest.importorskip("tensorflow_text")
+    if not source_eos:  # a model whose sources have no EOS (OpenNMT-tf's layout)
+        model_dir = str(tmp_path / "no_source_eos")
+        os.makedirs(model_dir)
+        make_model_dir(model_dir, overrides=["model.source_eos=false"])
+        model, cfg, src_vocab, tgt_vocab, _ = load_model(model_dir)
+        assert not model.source_eos
+        translator = Translator(model, src_vocab, tgt_vocab, cfg.decode)
     export = tmp_path / "exported"
     result = run_cli("export", f"--model_dir={model_dir}", f"--output={export}")
     assert result.returncode == 0, result.stderr.decode()
