@@ -175,7 +175,10 @@ class TrainState:
         # Only non-padding positions go through the [D, V] projection and the loss (9% of
         # the positions of a batch are padding at bucket width 2).
         return cross_entropy(
-            outputs, batch["target_out"], self.cfg.train.label_smoothing, self.model.project
+            outputs,
+            batch["target_out"],
+            self.cfg.train.label_smoothing,
+            output_layer=self.model.output_layer(),
         )
 
     def _step(self, batches: tuple[Batch, ...], stop_votes: tf.Tensor):

@@ -6,6 +6,7 @@ import tensorflow as tf
 from t2t_lite import masks
 from t2t_lite.beam_search import tile_beam
 from t2t_lite.layers import Decoder, Dense, Encoder, TokenEmbedding
+from t2t_lite.losses import OutputLayer
 
 
 @keras.saving.register_keras_serializable(package="t2t_lite")
@@ -146,6 +147,14 @@ class Transformer(keras.Model):
         if self.output_projection is None:
             return self.target_embedding.logits(x)
         return tf.cast(self.output_projection(x), tf.float32)
+
+    def output_layer(self) -> OutputLayer:
+        """The output projection's weights, for `losses.cross_entropy(..., output_layer=)`."""
+        if self.output_projection is None:  # tied: logits = x @ E^T + b, E is [V, D]
+            embedding = self.target_embedding
+            return OutputLayer(embedding.embeddings, embedding.bias, vocab_major=True)
+        dense = self.output_projection
+        return OutputLayer(dense.kernel, dense.bias, vocab_major=False)
 
     def decode_outputs(self, inputs, training=False, return_attention=False):
         """`(source_ids [B, S], target_input_ids [B, T])` -> decoder outputs `[B, T, D]`,

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from t2t_lite.losses import cross_entropy
+from t2t_lite.losses import OutputLayer, cross_entropy
 
 LOGITS = np.array(
     [[[2.0, 0.5, -1.0, 0.0], [0.1, 0.2, 0.3, 0.4], [1.0, 1.0, 1.0, 1.0]]], np.float32
@@ -88,20 +88,57 @@ def test_gradient_matches_autodiff_of_log_softmax(epsilon):
     assert tape.gradient(loss_sum, bf16).dtype == tf.bfloat16
 
 
-def test_projection_applies_to_non_padding_rows_only():
-    """With `project`, the loss equals the loss of the projected outputs, and the padded
-    rows never reach the projection."""
+def _projection_case(vocab_major):
+    """Outputs `[B, T, D]`, labels with padding, an output layer in either layout, and a
+    function computing its logits the textbook way."""
     rng = np.random.default_rng(1)
-    outputs = tf.constant(rng.normal(size=[2, 3, 5]).astype(np.float32))  # [B, T, D]
-    weights = tf.constant(rng.normal(size=[5, 4]).astype(np.float32))  # [D, V]
-    labels = tf.constant([[1, 3, 0], [2, 0, 0]])
-    seen = []
+    outputs = tf.constant(rng.normal(size=[2, 4, 5]).astype(np.float32))  # [B, T, D]
+    kernel = rng.normal(size=[5, 7]).astype(np.float32)  # [D, V]
+    kernel = tf.Variable(kernel.T if vocab_major else kernel)
+    bias = tf.Variable(rng.normal(size=[7]).astype(np.float32))
+    labels = tf.constant([[1, 6, 3, 0], [2, 5, 0, 0]])
+    layer = OutputLayer(kernel, bias, vocab_major)
+    return outputs, labels, layer, lambda x: tf.matmul(x, kernel, transpose_b=vocab_major) + bias
 
-    def project(rows):
-        seen.append(rows.shape[0])
-        return rows @ weights
 
-    loss_sum, weight = cross_entropy(outputs, labels, 0.1, project=project)
-    expected_sum, expected_weight = cross_entropy(outputs @ weights, labels, 0.1)
-    np.testing.assert_allclose(loss_sum.numpy(), expected_sum.numpy(), rtol=1e-6)
-    assert weight.numpy() == expected_weight.numpy() == 3 and seen == [3]
+@pytest.mark.parametrize("vocab_major", [True, False])
+@pytest.mark.parametrize("epsilon", [0.0, 0.1])
+def test_projected_loss_and_gradients_match_autodiff(vocab_major, epsilon):
+    """With `output_layer`, loss and the gradients of outputs, kernel and bias equal autodiff
+    of `log_softmax(outputs @ W + bias)`, for a `[V, D]` (tied) and a `[D, V]` kernel."""
+    outputs, labels, layer, project = _projection_case(vocab_major)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(outputs)
+        loss_sum, weight = cross_entropy(outputs, labels, epsilon, output_layer=layer)
+        smoothed = tf.one_hot(labels, 7, 1.0 - epsilon, epsilon / 6)
+        per_token = -tf.reduce_sum(smoothed * tf.nn.log_softmax(project(outputs)), -1)
+        reference = tf.reduce_sum(tf.where(labels > 0, per_token, 0.0))
+    np.testing.assert_allclose(loss_sum.numpy(), reference.numpy(), rtol=1e-5)
+    assert weight.numpy() == 5
+    for variable in (outputs, layer.kernel, layer.bias):
+        np.testing.assert_allclose(
+            tape.gradient(loss_sum, variable).numpy(),
+            tape.gradient(reference, variable).numpy(),
+            atol=1e-5,
+        )
+    # Padded positions get a zero gradient.
+    assert not np.any(tape.gradient(loss_sum, outputs).numpy()[labels.numpy() == 0])
+
+
+def test_projected_loss_in_bfloat16_stays_close_to_float32():
+    """bfloat16 outputs: a bfloat16 outputs gradient, float32 weight gradients, and values
+    within bfloat16 rounding of the float32 computation."""
+    outputs, labels, layer, _ = _projection_case(True)
+    results = {}
+    for dtype in (tf.float32, tf.bfloat16):
+        x = tf.cast(outputs, dtype)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss_sum, _ = cross_entropy(x, labels, 0.1, output_layer=layer)
+        results[dtype] = (loss_sum, *tape.gradient(loss_sum, [x, layer.kernel, layer.bias]))
+    dtypes = [tf.float32, tf.bfloat16, tf.float32, tf.float32]
+    assert [t.dtype for t in results[tf.bfloat16]] == dtypes
+    for low, high in zip(results[tf.bfloat16], results[tf.float32], strict=True):
+        high = high.numpy()
+        error = np.abs(tf.cast(low, tf.float32).numpy() - high).max()
+        assert error <= 0.03 * np.abs(high).max()

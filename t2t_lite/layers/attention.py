@@ -7,12 +7,14 @@ from t2t_lite.layers.dense import Dense
 from t2t_lite.layers.dropout import Dropout
 
 
-def split_heads(x: tf.Tensor, num_heads: int) -> tf.Tensor:
-    """`[B, T, D] -> [B, H, T, D/H]`."""
+def split_heads(x: tf.Tensor, num_heads: int, parts: int = 1) -> list[tf.Tensor]:
+    """`[B, T, P * D] -> P x [B, H, T, D/H]`: the P projections packed in one tensor (queries,
+    keys, values of a fused projection) come out with one transpose, not a split and P."""
     batch, length = tf.shape(x)[0], tf.shape(x)[1]
-    depth = x.shape[-1] // num_heads
-    x = tf.reshape(x, [batch, length, num_heads, depth])  # [B, T, D] -> [B, T, H, D/H]
-    return tf.transpose(x, [0, 2, 1, 3])  # -> [B, H, T, D/H]
+    depth = x.shape[-1] // (parts * num_heads)
+    x = tf.reshape(x, [batch, length, parts, num_heads, depth])  # [B, T, P, H, D/H]
+    x = tf.transpose(x, [2, 0, 3, 1, 4])  # -> [P, B, H, T, D/H]
+    return tf.unstack(x, num=parts)  # slices of the first axis: no copies
 
 
 def merge_heads(x: tf.Tensor, d_model: int) -> tf.Tensor:
@@ -93,8 +95,8 @@ class MultiHeadAttention(keras.layers.Layer):
 
     def project_memory(self, memory: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """Cross-attention keys and values of a memory: `[B, S, D]` -> 2 x `[B, H, S, D/H]`."""
-        keys, values = tf.split(self.kv_proj(memory), 2, axis=-1)  # [B, S, 2D] -> 2 x [B, S, D]
-        return split_heads(keys, self.num_heads), split_heads(values, self.num_heads)
+        keys, values = split_heads(self.kv_proj(memory), self.num_heads, parts=2)  # [B, S, 2D]
+        return keys, values
 
     def call(
         self,
@@ -107,19 +109,19 @@ class MultiHeadAttention(keras.layers.Layer):
         training=False,
     ):
         if self.self_attention:
-            q, k, v = tf.split(self.qkv_proj(query), 3, axis=-1)  # [B, T, 3D] -> 3 x [B, T, D]
-            k, v = split_heads(k, self.num_heads), split_heads(v, self.num_heads)
+            q, k, v = split_heads(self.qkv_proj(query), self.num_heads, parts=3)  # [B, T, 3D]
             if cache is not None:
                 k = tf.concat([cache["keys"], k], axis=2)  # [B, H, t + T, D/H]
                 v = tf.concat([cache["values"], v], axis=2)
                 cache = {"keys": k, "values": v}
         else:
-            q = self.q_proj(query)
+            (q,) = split_heads(self.q_proj(query), self.num_heads)
             k, v = memory_kv if memory_kv is not None else self.project_memory(memory)
-        q = split_heads(q, self.num_heads)  # [B, H, T, D/H]
-        q *= tf.cast((self.d_model // self.num_heads) ** -0.5, q.dtype)
+        # q, k, v: [B, H, T or S, D/H]
         logits = tf.matmul(q, k, transpose_b=True)  # [B, H, T, S]
-        logits = tf.cast(logits, tf.float32)  # softmax in float32 under mixed precision
+        # Softmax in float32 under mixed precision. The 1/sqrt(D/H) scaling is applied to
+        # the logits rather than to the (usually larger) queries: T x S against T x D/H.
+        logits = tf.cast(logits, tf.float32) * (self.d_model // self.num_heads) ** -0.5
         if attention_mask is not None:
             logits = tf.where(attention_mask, logits, tf.float32.min)
         weights = tf.nn.softmax(logits, axis=-1)
