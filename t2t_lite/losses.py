@@ -133,9 +133,9 @@ def projected_nll(
 
     @tf.custom_gradient
     def nll(x, kernel, bias):  # x: [N, D]
-        w = tf.cast(kernel, x.dtype)  # [V, D] or [D, V]
+        w, b = tf.cast(kernel, x.dtype), tf.cast(bias, x.dtype)  # w: [V, D] or [D, V]
         logits = tf.matmul(x, w, transpose_b=vocab_major)  # [N, V]
-        logits = tf.nn.bias_add(logits, tf.cast(bias, x.dtype))  # fuses into the matmul
+        logits = tf.nn.bias_add(logits, b)  # fuses into the matmul
         vocab_size = tf.shape(logits)[-1]
         other, on, total = _smoothing(label_smoothing, vocab_size)
         probs = tf.nn.softmax(logits)  # [N, V], one fused pass
@@ -150,7 +150,7 @@ def projected_nll(
         loss = total * log_norm - on * label_logit
         if label_smoothing:
             # sum_v x_v = outputs . sum_v w_v + sum_v bias_v, without a pass over [N, V].
-            bias_sum = tf.reduce_sum(tf.cast(tf.cast(bias, x.dtype), tf.float32))
+            bias_sum = tf.reduce_sum(tf.cast(b, tf.float32))  # the bias as the matmul saw it
             loss -= other * (tf.linalg.matvec(x32, w_sum) + bias_sum)
 
         def grad(upstream):  # [N]
