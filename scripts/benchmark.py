@@ -56,7 +56,7 @@ def _train_state(args: argparse.Namespace):
 
     from t2t_lite.config import load_config
     from t2t_lite.data import check_sources, load_pairs
-    from t2t_lite.train_state import TrainState
+    from t2t_lite.training.train_state import TrainState
     from t2t_lite.vocab import build_vocabularies, load_vocabularies
 
     cfg = load_config(args.config, _COMPARISON_MODEL + args.set)
@@ -119,8 +119,8 @@ def _test_set(args):
 
 
 def _translator(args):
+    from t2t_lite.inference.translator import Translator
     from t2t_lite.model_dir import load_model
-    from t2t_lite.translator import Translator
 
     model, cfg, src_vocab, tgt_vocab, prefix = load_model(args.model_dir, args.checkpoint)
     return Translator(model, src_vocab, tgt_vocab, cfg.decode), prefix
@@ -143,7 +143,7 @@ def _timed_translate(translator, lines, beam_size, batch_size, parallel_batches=
 
 def benchmark_decode(args: argparse.Namespace) -> list[dict]:
     """test2016 with greedy and beam 4 at several batch sizes (sentences per batch)."""
-    from t2t_lite.scoring import score_translations
+    from t2t_lite.inference.scoring import score_translations
 
     translator, prefix = _translator(args)
     src, ref = _test_set(args)
@@ -174,7 +174,7 @@ def _decode_parallel_batches(args, results):
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
-    from t2t_lite.scoring import score_translations
+    from t2t_lite.inference.scoring import score_translations
 
     translator, _ = _translator(args)
     src, ref = _test_set(args)
@@ -220,12 +220,12 @@ def benchmark_ctranslate2(args: argparse.Namespace) -> list[dict]:
     output equals ours."""
     import tempfile
 
-    from t2t_lite.ctranslate2_export import (
+    from t2t_lite.export.ctranslate2 import (
         ctranslate2_translate,
         export_ctranslate2,
         load_ctranslate2_translator,
     )
-    from t2t_lite.scoring import score_translations
+    from t2t_lite.inference.scoring import score_translations
 
     translator, prefix = _translator(args)
     src, ref = _test_set(args)

@@ -16,7 +16,7 @@
 # SIGINT/SIGTERM to the script are passed on to the workers as SIGTERM.
 #
 # The training command is $T2T_TRAIN (default: t2t-train), e.g.
-# T2T_TRAIN="python -m t2t_lite.train" from a source checkout.
+# T2T_TRAIN="python -m t2t_lite.cli.train" from a source checkout.
 set -euo pipefail
 
 usage() {

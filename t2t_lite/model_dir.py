@@ -1,13 +1,6 @@
-"""The model directory: everything needed to translate with a trained model.
+"""Reading a model directory: its config, a checkpoint choice, and the model with its weights.
 
-Layout (written by `t2t-train`, read by `t2t-translate`, `t2t-evaluate`, `t2t-export`):
-
-    config.yaml               the resolved configuration
-    vocab.model               shared SentencePiece model (or vocab.src.model + vocab.tgt.model)
-    checkpoints/ckpt-N.*      the last `train.keep_checkpoints` checkpoints (model, optimizer, step)
-    best/ckpt-N.*, best.json  the checkpoint with the best validation BLEU, and its scores
-    averaged/ckpt-N.*         the average of the last `train.average_last` checkpoints
-    logs/train, logs/valid    TensorBoard summaries
+The directory's layout (file and folder names) is defined in `t2t_lite.constants`.
 """
 
 from __future__ import annotations
@@ -17,14 +10,10 @@ import os
 import tensorflow as tf
 
 from t2t_lite.config import Config, ConfigError, load_config
+from t2t_lite.constants import AVERAGED, BEST, CHECKPOINTS, CONFIG_FILE
 from t2t_lite.transformer import Transformer
 from t2t_lite.vocab import Vocabulary, load_vocabularies
 
-CONFIG_FILE = "config.yaml"
-CHECKPOINTS = "checkpoints"
-BEST = "best"
-AVERAGED = "averaged"
-LOGS = "logs"
 CHECKPOINT_CHOICES = ("latest", "best", "averaged")
 
 

@@ -1,12 +1,26 @@
 """The Transformer encoder-decoder model."""
 
+from typing import NamedTuple
+
 import keras
 import tensorflow as tf
 
-from t2t_lite import masks
-from t2t_lite.beam_search import tile_beam
-from t2t_lite.layers import Decoder, Dense, Encoder, TokenEmbedding
-from t2t_lite.losses import OutputLayer
+from t2t_lite.layers import Decoder, Dense, Encoder, TokenEmbedding, masks
+
+
+class OutputLayer(NamedTuple):
+    """The output projection `logits = outputs @ W + bias`, as `projected_nll` reads it.
+
+    Attributes:
+        kernel: `[V, D]` when `vocab_major` (an embedding table tied to the output, used
+            transposed), else `[D, V]`; float32 (cast to the outputs' dtype for the matmuls).
+        bias: `[V]`, float32.
+        vocab_major: the layout of `kernel`.
+    """
+
+    kernel: tf.Tensor
+    bias: tf.Tensor
+    vocab_major: bool
 
 
 @keras.saving.register_keras_serializable(package="t2t_lite")
@@ -197,8 +211,10 @@ class Transformer(keras.Model):
             initial, empty self-attention cache.
         """
         memory, memory_mask = self.encode(source_ids)
-        memory_kv = tile_beam(self.decoder.project_memory(memory), beam_size)  # [B*K, H, S, D/H]
-        memory_mask = tile_beam(memory_mask, beam_size)  # [B*K, 1, 1, S]
+        memory_kv = tf.nest.map_structure(
+            lambda t: tf.repeat(t, beam_size, axis=0), self.decoder.project_memory(memory)
+        )  # [B*K, H, S, D/H]
+        memory_mask = tf.repeat(memory_mask, beam_size, axis=0)  # [B*K, 1, 1, S]
         batch = tf.shape(source_ids)[0] * beam_size
         cache = self.decoder.initial_cache(batch, dtype=self.compute_dtype)
 

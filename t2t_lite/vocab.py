@@ -1,11 +1,4 @@
-"""SentencePiece vocabularies and the special ids the model and decoder rely on.
-
-The special ids are fixed here and nowhere else:
-
-- `PAD_ID = 0`: padding; masks are derived from it (`ids != PAD_ID` may be attended).
-- `UNK_ID = 1`: unknown piece.
-- `BOS_ID = 2`: start of target; the decoder input is `[BOS] + target`.
-- `EOS_ID = 3`: end of sentence; appended to the source and to the decoder output.
+"""SentencePiece vocabularies trained to use the special ids of `t2t_lite.constants`.
 
 A model directory holds either one shared model (`vocab.model`) or one per side
 (`vocab.src.model`, `vocab.tgt.model`). `build_vocabularies` trains them (or copies given
@@ -31,15 +24,15 @@ from absl import logging
 
 from t2t_lite.atomic import write_file_atomic
 from t2t_lite.config import Config, VocabConfig
-
-PAD_ID = 0
-UNK_ID = 1
-BOS_ID = 2
-EOS_ID = 3
-
-SHARED_MODEL = "vocab.model"
-SOURCE_MODEL = "vocab.src.model"
-TARGET_MODEL = "vocab.tgt.model"
+from t2t_lite.constants import (
+    BOS_ID,
+    EOS_ID,
+    PAD_ID,
+    SHARED_VOCAB,
+    SOURCE_VOCAB,
+    TARGET_VOCAB,
+    UNK_ID,
+)
 
 _SPECIAL_IDS = {"pad": PAD_ID, "unk": UNK_ID, "bos": BOS_ID, "eos": EOS_ID}
 
@@ -214,9 +207,9 @@ def build_vocabularies(
             proto = _read_model(given)
         else:
             proto = _train_logged(cfg, itertools.chain(train_src_texts, train_tgt_texts), "shared")
-        path = os.path.join(model_dir, SHARED_MODEL)
+        path = os.path.join(model_dir, SHARED_VOCAB)
         write_file_atomic(path, proto)
-        _remove_stale(model_dir, [SOURCE_MODEL, TARGET_MODEL])
+        _remove_stale(model_dir, [SOURCE_VOCAB, TARGET_VOCAB])
         vocab = Vocabulary(path)
         return vocab, vocab
     # Read given models first, so a bad path fails before any training.
@@ -224,10 +217,10 @@ def build_vocabularies(
     tgt_proto = _read_model(v.target_model) if v.target_model else None
     src_proto = src_proto or _train_logged(cfg, train_src_texts, "source")
     tgt_proto = tgt_proto or _train_logged(cfg, train_tgt_texts, "target")
-    paths = [os.path.join(model_dir, SOURCE_MODEL), os.path.join(model_dir, TARGET_MODEL)]
+    paths = [os.path.join(model_dir, SOURCE_VOCAB), os.path.join(model_dir, TARGET_VOCAB)]
     write_file_atomic(paths[0], src_proto)
     write_file_atomic(paths[1], tgt_proto)
-    _remove_stale(model_dir, [SHARED_MODEL])
+    _remove_stale(model_dir, [SHARED_VOCAB])
     return Vocabulary(paths[0]), Vocabulary(paths[1])
 
 
@@ -251,12 +244,12 @@ def load_vocabularies(model_dir: str | os.PathLike) -> tuple[Vocabulary, Vocabul
         ValueError: `model_dir` has both layouts, so which one is meant is unclear.
     """
     model_dir = os.fspath(model_dir)
-    shared = os.path.join(model_dir, SHARED_MODEL)
-    src, tgt = os.path.join(model_dir, SOURCE_MODEL), os.path.join(model_dir, TARGET_MODEL)
+    shared = os.path.join(model_dir, SHARED_VOCAB)
+    src, tgt = os.path.join(model_dir, SOURCE_VOCAB), os.path.join(model_dir, TARGET_VOCAB)
     has_shared, has_split = os.path.isfile(shared), os.path.isfile(src) and os.path.isfile(tgt)
     if has_shared and has_split:
         raise ValueError(
-            f"{model_dir} has both {SHARED_MODEL} and {SOURCE_MODEL}/{TARGET_MODEL}; "
+            f"{model_dir} has both {SHARED_VOCAB} and {SOURCE_VOCAB}/{TARGET_VOCAB}; "
             "remove the ones that do not belong to this model"
         )
     if has_shared:
@@ -265,6 +258,6 @@ def load_vocabularies(model_dir: str | os.PathLike) -> tuple[Vocabulary, Vocabul
     if has_split:
         return Vocabulary(src), Vocabulary(tgt)
     raise FileNotFoundError(
-        f"no vocabulary in {model_dir}: expected {SHARED_MODEL}, or {SOURCE_MODEL} and "
-        f"{TARGET_MODEL} (written by build_vocabularies)"
+        f"no vocabulary in {model_dir}: expected {SHARED_VOCAB}, or {SOURCE_VOCAB} and "
+        f"{TARGET_VOCAB} (written by build_vocabularies)"
     )

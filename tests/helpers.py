@@ -1,6 +1,8 @@
 """Helpers shared by the tests."""
 
 import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -8,6 +10,33 @@ import tensorflow as tf
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = os.path.join(REPO, "configs")
+
+# Inputs that must each give exactly one output line, in order.
+AWKWARD = [
+    "a dog runs",
+    "",
+    "   ",
+    "\t a  red\u00a0ball \t",
+    "big " * 300,  # longer than the model's max_length (64): truncated with a warning
+    "Ein Hund läuft. Собака бежит. 犬が走る。 كلب يجري",
+    "the cat 🐈 sits 😀 on the ball 👍🏽",
+    "control\x07chars\x1b[31m and\x00nul",
+    "a\rcarriage return and a\u2028line separator and \x85 next line",
+    "the end",
+]
+
+
+def run_cli(tool: str, *args: str, stdin: bytes | None = None, timeout: float = 300):
+    """Runs `python -m t2t_lite.cli.<tool> ARGS` from the repository; returns the completed
+    process (stdout and stderr as bytes)."""
+    return subprocess.run(
+        [sys.executable, "-m", f"t2t_lite.cli.{tool}", *args],
+        input=stdin,
+        capture_output=True,
+        cwd=REPO,
+        env=dict(os.environ, PYTHONPATH=REPO, CUDA_VISIBLE_DEVICES="-1", TF_CPP_MIN_LOG_LEVEL="3"),
+        timeout=timeout,
+    )
 
 
 def run_serialization_test(layer: keras.layers.Layer, *inputs, **call_kwargs):
@@ -48,7 +77,8 @@ def make_model_dir(path: str, norm: str = "pre", overrides: list[str] | None = N
     """A model directory (config, shared vocabulary, one checkpoint) of the tiny preset with
     random weights, written the way t2t-train lays it out."""
     from t2t_lite.config import apply_overrides, load_config
-    from t2t_lite.model_dir import CHECKPOINTS, CONFIG_FILE, build_model
+    from t2t_lite.constants import CHECKPOINTS, CONFIG_FILE
+    from t2t_lite.model_dir import build_model
     from t2t_lite.vocab import build_vocabularies
 
     cfg = load_config(os.path.join(CONFIGS, "tiny.yaml"), [f"model.norm={norm}"])

@@ -6,16 +6,9 @@ import numpy as np
 import pytest
 
 from t2t_lite.config import Config
+from t2t_lite.constants import BOS_ID, EOS_ID, PAD_ID
 from t2t_lite.data import data_dir, normalize, read_lines
-from t2t_lite.vocab import (
-    BOS_ID,
-    EOS_ID,
-    PAD_ID,
-    Vocabulary,
-    build_vocabularies,
-    load_vocabularies,
-    train_sentencepiece,
-)
+from t2t_lite.vocab import Vocabulary, build_vocabularies, load_vocabularies, train_sentencepiece
 
 EN = ["a", "the", "dog", "cat", "man", "woman", "runs", "sits", "on", "in", "red", "street"]
 DE = ["ein", "der", "hund", "katze", "mann", "frau", "läuft", "sitzt", "auf", "große", "straße"]

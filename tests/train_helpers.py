@@ -6,7 +6,8 @@ import numpy as np
 import tensorflow as tf
 
 from t2t_lite.config import Config, load_config
-from t2t_lite.model_dir import CHECKPOINTS, build_model, read_config
+from t2t_lite.constants import CHECKPOINTS
+from t2t_lite.model_dir import build_model, read_config
 from t2t_lite.vocab import load_vocabularies
 from tests.helpers import CONFIGS, made_up_sentences
 

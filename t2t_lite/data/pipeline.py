@@ -24,9 +24,10 @@ import tensorflow as tf
 from absl import logging
 
 from t2t_lite.config import Config, TrainConfig
+from t2t_lite.constants import BOS_ID, EOS_ID, PAD_ID
 from t2t_lite.data.errors import DataError
 from t2t_lite.data.token_pairs import TokenPairs, cached_train_pairs
-from t2t_lite.vocab import BOS_ID, EOS_ID, PAD_ID, Vocabulary
+from t2t_lite.vocab import Vocabulary
 
 Batch = dict[str, tf.Tensor]
 AUTOTUNE = tf.data.AUTOTUNE

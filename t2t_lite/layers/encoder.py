@@ -17,7 +17,7 @@ class EncoderLayer(BlockLayer):
 
     Call arguments:
         x: `[B, S, D]`.
-        attention_mask: bool `[B, 1, 1, S]`, True = may attend (see `t2t_lite.masks`).
+        attention_mask: bool `[B, 1, 1, S]`, True = may attend (see `t2t_lite.layers.masks`).
         training: dropout on or off.
 
     Example:

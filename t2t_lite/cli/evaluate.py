@@ -1,0 +1,72 @@
+"""t2t-evaluate: translate a source file and score it against references with sacreBLEU.
+
+    t2t-evaluate --model_dir=runs/m30k --src=test2016.en --ref=test2016.de
+
+Prints BLEU and chrF with their sacreBLEU signatures (detokenized, cased output; default 13a
+tokenization), and one JSON line with the same numbers for scripts.
+"""
+
+import json
+import sys
+
+from absl import flags
+
+from t2t_lite.cli import common
+from t2t_lite.data.errors import DataError
+from t2t_lite.data.text import read_lines
+from t2t_lite.inference.scoring import score_translations
+from t2t_lite.inference.streaming import finish_output, open_output
+from t2t_lite.inference.translator import Translator
+from t2t_lite.model_dir import load_model
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model_dir", None, "Model directory written by t2t-train.", required=True)
+flags.DEFINE_string("src", None, "Source sentences, one per line.", required=True)
+flags.DEFINE_string("ref", None, "Reference translations, line-aligned with --src.", required=True)
+flags.DEFINE_string("checkpoint", "", "latest, best, averaged, or a checkpoint path.")
+flags.DEFINE_integer("beam_size", None, "Beam size (1 = greedy); default from the config.")
+flags.DEFINE_float("alpha", None, "Length penalty exponent; default from the config.")
+flags.DEFINE_integer("batch_tokens", None, "Source tokens per batch; default from the config.")
+flags.DEFINE_string("output", "", "Also write the translations to this file.")
+for _name in ("beam_size", "batch_tokens"):
+    common.flag_at_least(_name, 1)
+
+common.define_decoding_threads()
+
+
+def main(argv):
+    del argv
+    common.apply_intra_threads()
+    sources, references = read_lines(FLAGS.src), read_lines(FLAGS.ref)
+    if len(sources) != len(references):
+        raise DataError(
+            f"--src {FLAGS.src} has {len(sources)} lines but --ref {FLAGS.ref} has "
+            f"{len(references)}"
+        )
+    model, cfg, src_vocab, tgt_vocab, prefix = load_model(FLAGS.model_dir, FLAGS.checkpoint)
+    translator = Translator(model, src_vocab, tgt_vocab, cfg.decode)
+    hypotheses = translator.translate(
+        sources,
+        beam_size=FLAGS.beam_size,
+        alpha=FLAGS.alpha,
+        batch_tokens=FLAGS.batch_tokens,
+        parallel_batches=FLAGS.parallel_batches,
+    )
+    if FLAGS.output:
+        out, temp = open_output(FLAGS.output)
+        out.writelines(h + "\n" for h in hypotheses)
+        finish_output(out, temp, FLAGS.output, ok=True)
+    scores = score_translations(hypotheses, references)
+    print(f"checkpoint: {prefix}")
+    print(f"BLEU = {scores['bleu']:.2f}  {scores['bleu_signature']}")
+    print(f"chrF = {scores['chrf']:.2f}  {scores['chrf_signature']}")
+    print(f"speed: {translator.stats.summary()}", file=sys.stderr)
+    print(json.dumps(dict(scores, checkpoint=prefix, sentences=len(sources))))
+
+
+def run():
+    common.run("t2t-evaluate", main)
+
+
+if __name__ == "__main__":
+    run()

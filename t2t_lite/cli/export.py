@@ -1,0 +1,57 @@
+"""t2t-export: export a model directory for serving.
+
+    t2t-export --model_dir=runs/m30k --output=exported              # TensorFlow SavedModel
+    t2t-export --model_dir=runs/m30k --output=ct2 --format=ctranslate2
+
+`--average_last=N` first averages the model weights of the last N checkpoints.
+"""
+
+from absl import flags, logging
+
+from t2t_lite.cli import common
+from t2t_lite.model_dir import load_model
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model_dir", None, "Model directory written by t2t-train.", required=True)
+flags.DEFINE_string(
+    "output", None, "Directory to create (must not exist or be empty).", required=True
+)
+flags.DEFINE_enum("format", "saved_model", ["saved_model", "ctranslate2"], "Export format.")
+flags.DEFINE_string("checkpoint", "", "latest, best, averaged, or a checkpoint path.")
+flags.DEFINE_integer("average_last", 0, "Average the last N checkpoints first (0/1 = off).")
+flags.DEFINE_integer("beam_size", None, "Beam size baked into the SavedModel; default: config.")
+flags.DEFINE_float("alpha", None, "Length penalty baked into the SavedModel; default: config.")
+common.flag_at_least("average_last", 0)
+common.flag_at_least("beam_size", 1)
+
+
+def main(argv):
+    del argv
+    checkpoint = FLAGS.checkpoint
+    if FLAGS.average_last > 1:
+        from t2t_lite.training.checkpoints import average_checkpoints
+
+        checkpoint = average_checkpoints(FLAGS.model_dir, FLAGS.average_last)
+        logging.info("averaged the last %d checkpoints into %s", FLAGS.average_last, checkpoint)
+    model, cfg, src_vocab, tgt_vocab, prefix = load_model(FLAGS.model_dir, checkpoint)
+    if FLAGS.beam_size:
+        cfg.decode.beam_size = FLAGS.beam_size
+    if FLAGS.alpha is not None:
+        cfg.decode.alpha = FLAGS.alpha
+    if FLAGS.format == "saved_model":
+        from t2t_lite.export.saved_model import export_saved_model
+
+        export_saved_model(model, src_vocab, tgt_vocab, cfg.decode, FLAGS.output)
+    else:
+        from t2t_lite.export.ctranslate2 import export_ctranslate2
+
+        export_ctranslate2(model, src_vocab, tgt_vocab, FLAGS.output)
+    print(f"t2t-export: wrote {FLAGS.format} of {prefix} to {FLAGS.output}")
+
+
+def run():
+    common.run("t2t-export", main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,37 @@
+"""Facts every part of t2t_lite shares: the special token ids and the model directory's layout.
+
+Special ids (fixed here and nowhere else; every vocabulary is trained to use them):
+
+- `PAD_ID = 0`: padding; masks are derived from it (`ids != PAD_ID` may be attended).
+- `UNK_ID = 1`: unknown piece.
+- `BOS_ID = 2`: start of target; the decoder input is `[BOS] + target`.
+- `EOS_ID = 3`: end of sentence; appended to the source (unless `model.source_eos` is false)
+  and to the decoder output.
+
+A model directory (written by `t2t-train`, read by `t2t-translate`, `t2t-evaluate`,
+`t2t-export`):
+
+    config.yaml               the resolved configuration
+    vocab.model               shared SentencePiece model (or vocab.src.model + vocab.tgt.model)
+    checkpoints/ckpt-N.*      the last `train.keep_checkpoints` checkpoints (model, optimizer, step)
+    best/ckpt-N.*, best.json  the checkpoint with the best validation BLEU, and its scores
+    averaged/ckpt-N.*         the average of the last `train.average_last` checkpoints
+    logs/train, logs/valid    TensorBoard summaries
+    data_cache/               the tokenized training pairs, reused by a resumed run
+"""
+
+PAD_ID = 0
+UNK_ID = 1
+BOS_ID = 2
+EOS_ID = 3
+
+CONFIG_FILE = "config.yaml"
+SHARED_VOCAB = "vocab.model"
+SOURCE_VOCAB = "vocab.src.model"
+TARGET_VOCAB = "vocab.tgt.model"
+CHECKPOINTS = "checkpoints"
+BEST = "best"
+BEST_JSON = "best.json"
+AVERAGED = "averaged"
+LOGS = "logs"
+DATA_CACHE = "data_cache"

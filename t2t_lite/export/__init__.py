@@ -1,0 +1,1 @@
+"""Exports of a trained model: a SavedModel taking strings, and a CTranslate2 model."""

@@ -1,0 +1,362 @@
+"""Batched, model-agnostic beam search with a GNMT length penalty.
+
+Search contract:
+
+- The model is a `step_fn(ids, step, cache) -> (logits, cache)`: `ids` [B*K] int32 are the last
+  tokens of the alive hypotheses (BOS at step 0), `step` is the int32 number of tokens generated
+  so far, `logits` [B*K, V] any float dtype. Rows are beam-major within a batch item: row
+  `b * K + k` is beam `k` of sentence `b`.
+- `cache` is a nest of tensors whose first axis is B*K (tile it with `tile_beam`). After every
+  step it is reordered with `tf.gather` along axis 0 so that row `b * K + k` again follows alive
+  beam `k`. Other axes may grow from step to step (e.g. self-attention keys [B*K, H, T, Dh]):
+  inside the loop every dimension of a cache tensor is unknown (`None`); a `step_fn` that needs
+  a static dimension restores it with `tf.ensure_shape`. Tensors that must not be reordered
+  (encoder keys/values, source mask) are closed over by `step_fn`, not put in the cache.
+- Alive and finished hypotheses are kept apart. Each step expands the K alive beams of a
+  sentence and keeps the 2K best (beam, token) candidates, so that K of them are still alive even
+  if K end with EOS. The K best candidates that do not end with EOS become the new alive beams.
+  A candidate ending with EOS is finished if it ranks among the K best candidates (as in
+  fairseq; the ranks K+1..2K only refill the alive set, which makes K = 1 exactly greedy
+  search): it is scored `log_prob / length_penalty(length)` and merged into the N kept finished
+  hypotheses. Finished hypotheses are never extended again.
+- `max_lengths[b]` counts generated tokens including EOS: at that step every alive hypothesis of
+  sentence `b` is ended with EOS (scored with the model's EOS log-probability), so each sentence
+  gets N finished hypotheses whenever N distinct ones exist.
+- The loop stops when, for every sentence, the sentence reached its maximum length or no alive
+  beam can still beat the worst of its N kept finished hypotheses (see `_can_improve` for the
+  bound), so a batch ends as soon as all of its hypotheses are decided.
+
+Greedy search is the same code path with K = 1 (`greedy_search`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import tensorflow as tf
+
+from t2t_lite.constants import PAD_ID
+
+__all__ = [
+    "NEG_INF",
+    "BeamSearchOutput",
+    "beam_search",
+    "flatten_beam",
+    "gather_beams",
+    "gather_flat_beams",
+    "greedy_search",
+    "length_penalty",
+    "tile_beam",
+    "unflatten_beam",
+]
+
+# A finite stand-in for -infinity in float32 scores: `inf * 0` and `inf - inf` are NaN, this is
+# not. Candidate log-probs are clamped to it, so `<= NEG_INF` means "no hypothesis here".
+NEG_INF = -1e9
+
+StepFn = Callable[[tf.Tensor, tf.Tensor, Any], tuple[tf.Tensor, Any]]
+
+
+class BeamSearchOutput(NamedTuple):
+    """The N best finished hypotheses of each sentence, best first.
+
+    Attributes:
+        ids: [B, N, L] int32 generated tokens (no BOS), ending with EOS, PAD_ID after it.
+        scores: [B, N] float32 `log_probs / length_penalty(lengths)`.
+        lengths: [B, N] int32 number of tokens including EOS.
+        log_probs: [B, N] float32 summed token log-probabilities.
+
+    A slot with score `NEG_INF` and length 0 is empty: fewer than N hypotheses with a non-zero
+    probability existed (e.g. a vocabulary smaller than N).
+    """
+
+    ids: tf.Tensor
+    scores: tf.Tensor
+    lengths: tf.Tensor
+    log_probs: tf.Tensor
+
+
+class BeamState(NamedTuple):
+    """The `tf.while_loop` state; `t` is `step`, the number of tokens generated so far."""
+
+    step: tf.Tensor  # [] int32
+    alive_ids: tf.Tensor  # [B, K, 1 + t] int32, BOS first
+    alive_log_probs: tf.Tensor  # [B, K] float32, NEG_INF for an empty beam
+    cache: Any  # nest of [B*K, ...]
+    finished_ids: tf.Tensor  # [B, N, 1 + t] int32, a BOS slot first, PAD_ID after EOS
+    finished_scores: tf.Tensor  # [B, N] float32, sorted descending, NEG_INF for an empty slot
+    finished_log_probs: tf.Tensor  # [B, N] float32
+    finished_lengths: tf.Tensor  # [B, N] int32
+
+
+def length_penalty(length: tf.Tensor | int, alpha: float) -> tf.Tensor:
+    """GNMT length penalty `((5 + length) / 6) ** alpha` (Wu et al., 2016); 1 when alpha = 0.
+
+    Args:
+        length: Number of tokens including EOS, any shape, int or float.
+        alpha: Strength of the penalty; larger favours longer hypotheses.
+
+    Returns:
+        A float32 tensor with the shape of `length`.
+    """
+    length = tf.cast(length, tf.float32)
+    return tf.pow((5.0 + length) / 6.0, alpha)
+
+
+def tile_beam(tensor_nest: Any, beam_size: int) -> Any:
+    """Repeats each batch row `beam_size` times: [B, ...] -> [B*K, ...] (row b*K + k).
+
+    Args:
+        tensor_nest: A nest of tensors with a leading batch axis.
+        beam_size: K.
+
+    Returns:
+        The nest with every tensor tiled along axis 0.
+    """
+
+    return tf.nest.map_structure(
+        lambda t: tf.repeat(t, beam_size, axis=0),  # [B, ...] -> [B*K, ...]
+        tensor_nest,
+    )
+
+
+def flatten_beam(tensor: tf.Tensor) -> tf.Tensor:
+    """Merges the batch and beam axes: [B, K, ...] -> [B*K, ...]."""
+    shape = tf.shape(tensor)
+    return tf.reshape(tensor, tf.concat([[-1], shape[2:]], axis=0))  # [B, K, ...] -> [B*K, ...]
+
+
+def unflatten_beam(tensor: tf.Tensor, beam_size: int) -> tf.Tensor:
+    """Splits the batch and beam axes: [B*K, ...] -> [B, K, ...]."""
+    shape = tf.shape(tensor)
+    new_shape = tf.concat([[-1, beam_size], shape[1:]], axis=0)
+    return tf.reshape(tensor, new_shape)  # [B*K, ...] -> [B, K, ...]
+
+
+def gather_beams(tensor_nest: Any, beam_indices: tf.Tensor) -> Any:
+    """Selects beams per sentence: [B, K, ...] with indices [B, M] -> [B, M, ...].
+
+    Args:
+        tensor_nest: A nest of tensors with leading [B, K] axes.
+        beam_indices: [B, M] int32 indices into the K axis.
+
+    Returns:
+        The nest with `out[b, m] = in[b, beam_indices[b, m]]`.
+    """
+    return tf.nest.map_structure(
+        lambda t: tf.gather(t, beam_indices, axis=1, batch_dims=1), tensor_nest
+    )
+
+
+def gather_flat_beams(tensor_nest: Any, beam_indices: tf.Tensor, beam_size: int) -> Any:
+    """Selects beams per sentence in flat tensors: [B*K, ...] with [B, M] -> [B*M, ...].
+
+    One `tf.gather` along axis 0 per tensor; this is how the cache follows the beams.
+
+    Args:
+        tensor_nest: A nest of tensors with a leading B*K axis (row b*K + k).
+        beam_indices: [B, M] int32 indices into the K beams of each sentence.
+        beam_size: K.
+
+    Returns:
+        The nest with `out[b*M + m] = in[b*K + beam_indices[b, m]]`.
+    """
+    batch_size = tf.shape(beam_indices)[0]
+    offsets = tf.range(batch_size)[:, tf.newaxis] * beam_size  # [B, 1]
+    flat_indices = tf.reshape(beam_indices + offsets, [-1])  # [B, M] -> [B*M]
+    return tf.nest.map_structure(lambda t: tf.gather(t, flat_indices, axis=0), tensor_nest)
+
+
+def _unknown_dims(tensor: tf.Tensor) -> tf.TensorShape:
+    """Shape invariant of a cache tensor: its rank, every dimension free to change."""
+    rank = tensor.shape.rank
+    return tf.TensorShape(None if rank is None else [None] * rank)
+
+
+def _can_improve(state: BeamState, max_lengths: tf.Tensor, alpha: float) -> tf.Tensor:
+    """Whether sentence b may still change its N best: [B] bool.
+
+    Bound: a log-prob never increases as tokens are added, so an alive beam with log-prob
+    `lp <= 0` after `t` tokens ends with log-prob `<= lp` at a length L in [t+1, max_length].
+    Dividing a non-positive number by a larger positive one makes it larger, so its final score
+    is at most `lp / max(length_penalty(L))`. The penalty is monotonic in L, so the maximum is at
+    an end of the range: `length_penalty(max_length)` when alpha >= 0 (the usual case),
+    `length_penalty(t + 1)` when alpha < 0.
+    """
+    best_alive = state.alive_log_probs[:, 0]  # [B]; alive beams are sorted best first
+    best_penalty = tf.maximum(
+        length_penalty(state.step + 1, alpha), length_penalty(max_lengths, alpha)
+    )  # [B]
+    bound = tf.where(best_alive > NEG_INF, best_alive / best_penalty, NEG_INF)  # [B]
+    worst_finished = state.finished_scores[:, -1]  # [B]; NEG_INF while fewer than N finished
+    return (state.step < max_lengths) & (bound > worst_finished)
+
+
+def beam_search(
+    step_fn: StepFn,
+    start_ids: tf.Tensor,
+    cache: Any,
+    beam_size: int,
+    eos_id: int,
+    max_lengths: tf.Tensor,
+    alpha: float = 0.6,
+    n_best: int = 1,
+) -> BeamSearchOutput:
+    """Finds the `n_best` highest-scoring hypotheses of each sentence with a beam of K.
+
+    Runs eagerly or inside a `tf.function` (one `tf.while_loop`, dynamic batch size); the
+    module docstring states the contract with `step_fn`.
+
+    Args:
+        step_fn: `(ids [B*K] int32, step [] int32, cache) -> (logits [B*K, V], cache)`.
+        start_ids: [B] int32 first decoder input (BOS).
+        cache: Nest of tensors with a leading B*K axis (see `tile_beam`), reordered with the
+            beams after every step.
+        beam_size: K (Python int >= 1).
+        eos_id: End-of-sentence id.
+        max_lengths: [B] int32 maximum number of generated tokens per sentence, EOS included
+            (values below 1 count as 1).
+        alpha: GNMT length penalty exponent; 0 scores by raw log-probability.
+        n_best: N (Python int, 1 <= N <= K) hypotheses returned per sentence.
+
+    Returns:
+        A `BeamSearchOutput` with the N best finished hypotheses, best first.
+
+    Raises:
+        ValueError: If `beam_size < 1` or `n_best` is not in [1, beam_size].
+    """
+    if beam_size < 1:
+        raise ValueError(f"beam_size must be >= 1, got {beam_size}")
+    if not 1 <= n_best <= beam_size:
+        raise ValueError(f"n_best must be in [1, beam_size={beam_size}], got {n_best}")
+    k, n = beam_size, n_best
+
+    start_ids = tf.convert_to_tensor(start_ids, tf.int32)
+    cache = tf.nest.map_structure(tf.convert_to_tensor, cache)
+    max_lengths = tf.maximum(tf.convert_to_tensor(max_lengths, tf.int32), 1)  # [B]
+    batch_size = tf.shape(start_ids)[0]
+    # Only beam 0 is alive at first, so the K copies of BOS do not yield K identical beams.
+    initial_log_probs = tf.tile([[0.0] + [NEG_INF] * (k - 1)], [batch_size, 1])  # [B, K]
+    state = BeamState(
+        step=tf.constant(0, tf.int32),
+        alive_ids=tf.tile(start_ids[:, tf.newaxis, tf.newaxis], [1, k, 1]),  # [B, K, 1]
+        alive_log_probs=initial_log_probs,
+        cache=cache,
+        finished_ids=tf.zeros([batch_size, n, 1], tf.int32),
+        finished_scores=tf.fill([batch_size, n], NEG_INF),
+        finished_log_probs=tf.fill([batch_size, n], NEG_INF),
+        finished_lengths=tf.zeros([batch_size, n], tf.int32),
+    )
+    invariants = BeamState(
+        step=tf.TensorShape([]),
+        alive_ids=tf.TensorShape([None, k, None]),
+        alive_log_probs=tf.TensorShape([None, k]),
+        cache=tf.nest.map_structure(_unknown_dims, cache),
+        finished_ids=tf.TensorShape([None, n, None]),
+        finished_scores=tf.TensorShape([None, n]),
+        finished_log_probs=tf.TensorShape([None, n]),
+        finished_lengths=tf.TensorShape([None, n]),
+    )
+    # Candidates when a sentence hits its maximum length: each alive beam followed by EOS,
+    # padded to 2K with empty candidates.
+    forced_beams = tf.tile(tf.range(k), [2])[tf.newaxis]  # [1, 2K]
+    forced_padding = tf.fill([batch_size, k], NEG_INF)  # [B, K]
+    in_top_k = tf.range(2 * k) < k  # [2K]; top_k sorts, forced EOS candidates come first
+
+    def body(state: BeamState) -> tuple[BeamState]:
+        step = state.step
+        flat_ids = flatten_beam(state.alive_ids[:, :, -1])  # [B, K] -> [B*K]
+        logits, new_cache = step_fn(flat_ids, step, state.cache)
+        log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))  # [B*K, V]
+        vocab_size = log_probs.shape[-1] or tf.shape(log_probs)[-1]
+        log_probs = unflatten_beam(log_probs, k)  # [B*K, V] -> [B, K, V]
+
+        # 2K best (beam, token) continuations of the alive beams.
+        total = state.alive_log_probs[:, :, tf.newaxis] + log_probs  # [B, K, V]
+        total = tf.reshape(total, [-1, k * vocab_size])  # [B, K, V] -> [B, K*V]
+        cand_log_probs, cand_indices = tf.math.top_k(total, k=2 * k)  # [B, 2K]
+        cand_beams = cand_indices // vocab_size  # [B, 2K]
+        cand_tokens = cand_indices % vocab_size  # [B, 2K]
+
+        # At its maximum length a sentence may only end: replace its candidates.
+        at_max = (step + 1 >= max_lengths)[:, tf.newaxis]  # [B, 1]
+        eos_log_probs = state.alive_log_probs + log_probs[:, :, eos_id]  # [B, K]
+        forced_log_probs = tf.concat([eos_log_probs, forced_padding], axis=1)  # [B, 2K]
+        cand_log_probs = tf.where(at_max, forced_log_probs, cand_log_probs)
+        cand_beams = tf.where(at_max, forced_beams, cand_beams)
+        cand_tokens = tf.where(at_max, eos_id, cand_tokens)
+        cand_log_probs = tf.maximum(cand_log_probs, NEG_INF)  # also maps -inf logits to NEG_INF
+        cand_ends = tf.equal(cand_tokens, eos_id)  # [B, 2K]
+        cand_finishes = cand_ends & in_top_k & (cand_log_probs > NEG_INF)  # [B, 2K]
+        cand_ids = tf.concat(
+            [gather_beams(state.alive_ids, cand_beams), cand_tokens[:, :, tf.newaxis]], axis=2
+        )  # [B, 2K, 2 + t]
+
+        # New alive beams: the K best candidates that do not end with EOS.
+        alive_keys = tf.where(cand_ends, NEG_INF, cand_log_probs)  # [B, 2K]
+        alive_log_probs, alive_picks = tf.math.top_k(alive_keys, k=k)  # [B, K]
+        alive_ids = gather_beams(cand_ids, alive_picks)  # [B, K, 2 + t]
+        parents = tf.gather(cand_beams, alive_picks, batch_dims=1)  # [B, K]
+        new_cache = gather_flat_beams(new_cache, parents, k)
+
+        # New finished: the N best of the old ones and the candidates that end with EOS.
+        length = step + 1
+        cand_scores = tf.where(
+            cand_finishes, cand_log_probs / length_penalty(length, alpha), NEG_INF
+        )  # [B, 2K]
+        old_ids = tf.pad(state.finished_ids, [[0, 0], [0, 0], [0, 1]], constant_values=PAD_ID)
+        all_ids = tf.concat([old_ids, cand_ids], axis=1)  # [B, N + 2K, 2 + t]
+        all_scores = tf.concat([state.finished_scores, cand_scores], axis=1)  # [B, N + 2K]
+        all_log_probs = tf.concat([state.finished_log_probs, cand_log_probs], axis=1)
+        all_lengths = tf.concat(
+            [state.finished_lengths, tf.fill(tf.shape(cand_tokens), length)], axis=1
+        )  # [B, N + 2K]
+        finished_scores, finished_picks = tf.math.top_k(all_scores, k=n)  # [B, N]
+        finished_ids, finished_log_probs, finished_lengths = gather_beams(
+            (all_ids, all_log_probs, all_lengths), finished_picks
+        )
+
+        return (
+            BeamState(
+                step=length,
+                alive_ids=alive_ids,
+                alive_log_probs=alive_log_probs,
+                cache=new_cache,
+                finished_ids=finished_ids,
+                finished_scores=finished_scores,
+                finished_log_probs=finished_log_probs,
+                finished_lengths=finished_lengths,
+            ),
+        )
+
+    def cond(state: BeamState) -> tf.Tensor:
+        return tf.reduce_any(_can_improve(state, max_lengths, alpha))
+
+    (state,) = tf.while_loop(cond, body, loop_vars=(state,), shape_invariants=(invariants,))
+
+    valid = state.finished_scores > NEG_INF  # [B, N]
+    lengths = tf.where(valid, state.finished_lengths, 0)  # [B, N]
+    ids = state.finished_ids[:, :, 1 : 1 + tf.reduce_max(lengths)]  # drop BOS: [B, N, L]
+    return BeamSearchOutput(
+        ids=tf.where(valid[:, :, tf.newaxis], ids, PAD_ID),
+        scores=state.finished_scores,
+        lengths=lengths,
+        log_probs=tf.where(valid, state.finished_log_probs, NEG_INF),
+    )
+
+
+def greedy_search(
+    step_fn: StepFn,
+    start_ids: tf.Tensor,
+    cache: Any,
+    eos_id: int,
+    max_lengths: tf.Tensor,
+) -> BeamSearchOutput:
+    """Greedy decoding: `beam_search` with K = 1 and no length penalty (N = 1).
+
+    The cache is [B, ...] (K = 1 needs no tiling). Arguments as in `beam_search`.
+    """
+    return beam_search(
+        step_fn, start_ids, cache, beam_size=1, eos_id=eos_id, max_lengths=max_lengths, alpha=0.0
+    )

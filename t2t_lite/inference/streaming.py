@@ -1,0 +1,112 @@
+"""Translating a file or a stream line by line: one output line per input line, in order."""
+
+from __future__ import annotations
+
+import os
+import select
+import sys
+from collections.abc import Iterator
+from typing import BinaryIO, TextIO
+
+from absl import logging
+
+from t2t_lite.data.text import decode_line
+from t2t_lite.inference.translator import Hypothesis, Translator
+
+
+def _more_input_ready(stream: BinaryIO) -> bool:
+    """True if a read from `stream` would not block (always True for regular files)."""
+    try:
+        if os.path.isfile(f"/dev/fd/{stream.fileno()}") or not hasattr(select, "select"):
+            return True
+        ready, _, _ = select.select([stream], [], [], 0)
+        return bool(ready)
+    except (OSError, ValueError):  # not a real file descriptor (e.g. io.BytesIO in tests)
+        return True
+
+
+def read_chunks(stream: BinaryIO, name: str, chunk_lines: int) -> Iterator[list[str]]:
+    """Yields lists of decoded lines: full chunks of `chunk_lines`, or fewer as soon as no
+    more input is waiting (so an interactive stdin gets answers without end of file).
+
+    Lines are split on `\\n` only (a stray `\\r`, U+2028 or U+0085 stays inside its line).
+
+    Raises:
+        DataError: a line is not valid UTF-8 (names the input and the line number).
+    """
+    chunk: list[str] = []
+    number = 0
+    while True:
+        raw = stream.readline()
+        if not raw:
+            break
+        number += 1
+        chunk.append(decode_line(raw, f"{name}, line {number}").rstrip("\n"))
+        if len(chunk) >= chunk_lines or not _more_input_ready(stream):
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def format_hypotheses(index: int, hyps: list[Hypothesis], n_best: int) -> str:
+    """Output lines for one input line (with a trailing newline).
+
+    1-best: the translation alone. n-best (N > 1): N lines in the Moses n-best format,
+    `INDEX ||| TRANSLATION ||| SCORE`, with the 0-based input line index, best first.
+    """
+
+    def clean(text: str) -> str:  # one output line per hypothesis, whatever the model emits
+        return " ".join(text.split())
+
+    if n_best == 1:
+        return clean(hyps[0].text) + "\n"
+    return "".join(f"{index} ||| {clean(h.text)} ||| {h.score:.4f}\n" for h in hyps)
+
+
+def translate_stream(
+    translator: Translator,
+    source: BinaryIO,
+    source_name: str,
+    target: TextIO,
+    chunk_lines: int = 1000,
+    **search_kwargs,
+) -> int:
+    """Translates `source` chunk by chunk into `target`; returns the number of input lines.
+
+    `search_kwargs` (beam_size, alpha, n_best, batch_tokens, parallel_batches) go to
+    `translate_nbest`.
+    """
+    n_best = search_kwargs.get("n_best") or translator.decode.n_best
+    done = 0
+    for chunk in read_chunks(source, source_name, chunk_lines):
+        results = translator.translate_nbest(chunk, first_line=done + 1, **search_kwargs)
+        target.write("".join(format_hypotheses(done + i, h, n_best) for i, h in enumerate(results)))
+        target.flush()
+        done += len(chunk)
+        logging.info("translated %d lines: %s", done, translator.stats.summary())
+    return done
+
+
+def open_output(path: str) -> tuple[TextIO, str | None]:
+    """`(file, temp_path)`: stdout for "-", else a temporary file beside `path` that
+    `finish_output` renames into place, so a failed run never leaves a partial output."""
+    if path == "-":
+        return sys.stdout, None
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"output directory does not exist: {directory}")
+    temp = f"{path}.tmp{os.getpid()}"
+    return open(temp, "w", encoding="utf-8"), temp
+
+
+def finish_output(file: TextIO, temp: str | None, path: str, ok: bool) -> None:
+    """Closes the output; renames the temporary file into place if `ok`, else removes it."""
+    if temp is None:
+        file.flush()
+        return
+    file.close()
+    if ok:
+        os.replace(temp, path)
+    else:
+        os.remove(temp)

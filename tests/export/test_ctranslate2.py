@@ -1,0 +1,148 @@
+"""CTranslate2 export: CTranslate2 translates like `Translator` and scores like the model."""
+
+import os
+import sys
+
+import keras
+import numpy as np
+import pytest
+import sentencepiece as spm
+import tensorflow as tf
+
+from t2t_lite.config import load_config
+from t2t_lite.constants import BOS_ID, EOS_ID, PAD_ID
+from t2t_lite.export.ctranslate2 import (
+    ctranslate2_translate,
+    export_ctranslate2,
+    load_ctranslate2_translator,
+)
+from t2t_lite.inference.translator import Translator
+from t2t_lite.model_dir import build_model
+from t2t_lite.vocab import build_vocabularies, load_vocabularies
+from tests.helpers import CONFIGS, made_up_sentences
+
+pytest.importorskip("ctranslate2")
+
+VARIANTS = {
+    "pre_shared": ["model.norm=pre"],
+    "post_separate_untied_no_source_eos": [
+        "model.norm=post",
+        "model.source_eos=false",
+        "vocab.shared=false",
+        "model.share_embeddings=false",
+        "model.tie_output=false",
+    ],
+}
+
+
+def copy_batch(source_ids, target_ids, source_eos):
+    """`(source [B, S], target_in [B, T], target_out [B, T])`, 0-padded, as the data pipeline."""
+    eos = [EOS_ID] * source_eos
+    s = max(map(len, source_ids)) + len(eos)
+    t = max(map(len, target_ids)) + 1
+    source, target_in, target_out = (np.zeros([len(source_ids), n], np.int32) for n in (s, t, t))
+    for i, (x, y) in enumerate(zip(source_ids, target_ids, strict=True)):
+        source[i, : len(x) + len(eos)] = [*x, *eos]
+        target_in[i, : len(y) + 1] = [BOS_ID, *y]
+        target_out[i, : len(y) + 1] = [*y, EOS_ID]
+    return source, target_in, target_out
+
+
+def train(model, source, target_in, target_out, steps=200, batch_size=32):
+    """A few Adam steps of plain cross-entropy, so translations are realistic and end in EOS."""
+    optimizer = keras.optimizers.Adam(3e-3)
+
+    @tf.function
+    def train_step(src, tgt_in, tgt_out):
+        with tf.GradientTape() as tape:
+            logits = model((src, tgt_in), training=True)  # [B, T, V]
+            weights = tf.cast(tgt_out != PAD_ID, tf.float32)
+            losses = tf.nn.sparse_softmax_cross_entropy_with_logits(tgt_out, logits)
+            loss = tf.reduce_sum(losses * weights) / tf.reduce_sum(weights)
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+
+    rng = np.random.default_rng(0)
+    for _ in range(steps):
+        rows = rng.choice(len(source), batch_size, replace=False)
+        train_step(source[rows], target_in[rows], target_out[rows])
+
+
+@pytest.fixture(scope="module", params=sorted(VARIANTS))
+def trained(request, tmp_path_factory):
+    """`(model, cfg, src_vocab, tgt_vocab)`: the tiny preset trained to upper-case its input."""
+    keras.utils.set_random_seed(1234)
+    # Cap every translation at max_length (EOS included), the one limit CTranslate2 has.
+    decode = ["decode.max_length_a=0", "decode.max_length_b=64", "model.max_length=64"]
+    cfg = load_config(os.path.join(CONFIGS, "tiny.yaml"), VARIANTS[request.param] + decode)
+    texts = made_up_sentences(200)
+    targets = [text.upper() for text in texts]  # so a swapped source/target vocab shows
+    model_dir = str(tmp_path_factory.mktemp(request.param))
+    src_vocab, tgt_vocab = build_vocabularies(cfg, model_dir, texts, targets)
+    model = build_model(cfg, src_vocab, tgt_vocab)
+    batch = copy_batch(src_vocab.encode(texts), tgt_vocab.encode(targets), model.source_eos)
+    train(model, *batch)
+    return model, cfg, src_vocab, tgt_vocab
+
+
+def test_translations_and_log_probs_match(trained, tmp_path):
+    model, cfg, src_vocab, tgt_vocab = trained
+    output_dir = tmp_path / "ct2"
+    output_dir.mkdir()  # an existing empty directory is fine
+    assert export_ctranslate2(model, src_vocab, tgt_vocab, str(output_dir)) == str(output_dir)
+    assert not [name for name in os.listdir(tmp_path) if name != "ct2"]  # no temp dir left
+
+    lines = made_up_sentences(50, seed=5) + ["", " \t "]
+    ours = Translator(model, src_vocab, tgt_vocab, cfg.decode)
+    translator = load_ctranslate2_translator(output_dir, intra_threads=1)
+    # The export directory alone is enough: it holds the SentencePiece models.
+    ct2_src_vocab, ct2_tgt_vocab = load_vocabularies(output_dir)
+    # No length penalty on either side (alpha=0, length_penalty=0): the only setting where
+    # the two searches score alike. Greedy is K=1 with alpha=0 (with alpha > 0 our K=1 search
+    # may still prefer a longer finished hypothesis).
+    translations = {}
+    for beam_size in (1, 4):
+        translations[beam_size] = expected = ours.translate(lines, beam_size=beam_size, alpha=0.0)
+        got = ctranslate2_translate(
+            translator,
+            lines,
+            ct2_src_vocab,
+            ct2_tgt_vocab,
+            beam_size=beam_size,
+            length_penalty=0.0,
+            max_length=model.max_length,
+        )
+        differ = [(a, b) for a, b in zip(expected, got, strict=True) if a != b]
+        assert len(differ) <= 0.02 * len(lines), (beam_size, differ)  # a near-tie at most
+    greedy = translations[1]
+    assert sum(text.isupper() for text in greedy) > len(lines) // 2  # trained, not degenerate
+
+    # Same log-probabilities for our greedy translations, token by token.
+    source_sp = spm.SentencePieceProcessor(model_file=src_vocab.path)
+    target_sp = spm.SentencePieceProcessor(model_file=tgt_vocab.path)
+    source_ids, target_ids = src_vocab.encode(lines[:50]), tgt_vocab.encode(greedy[:50])
+    scored = translator.score_batch(
+        [source_sp.id_to_piece(ids) for ids in source_ids],
+        [target_sp.id_to_piece(ids) for ids in target_ids],
+    )
+    source, target_in, target_out = copy_batch(source_ids, target_ids, model.source_eos)
+    log_probs = tf.nn.log_softmax(model((source, target_in))).numpy()  # [B, T, V]
+    for row, result in enumerate(scored):
+        n = len(target_ids[row]) + 1  # with EOS
+        expected = log_probs[row, np.arange(n), target_out[row, :n]]
+        np.testing.assert_allclose(result.log_probs, expected, atol=1e-4)
+
+
+def test_refuses_non_empty_output_dir(trained, tmp_path):
+    model, _, src_vocab, tgt_vocab = trained
+    (tmp_path / "keep.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match=str(tmp_path)):
+        export_ctranslate2(model, src_vocab, tgt_vocab, str(tmp_path))
+    assert os.listdir(tmp_path) == ["keep.txt"]
+
+
+def test_missing_ctranslate2_names_the_extra(trained, tmp_path, monkeypatch):
+    model, _, src_vocab, tgt_vocab = trained
+    monkeypatch.setitem(sys.modules, "ctranslate2", None)  # `import ctranslate2` now fails
+    with pytest.raises(ImportError, match=r"t2t_lite\[export\]"):
+        export_ctranslate2(model, src_vocab, tgt_vocab, str(tmp_path / "ct2"))

@@ -1,0 +1,201 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from t2t_lite.layers import (
+    Decoder,
+    DecoderLayer,
+    Dense,
+    Dropout,
+    Encoder,
+    EncoderLayer,
+    FeedForward,
+    LayerNormalization,
+    MultiHeadAttention,
+    SinusoidalPositionalEncoding,
+    TokenEmbedding,
+    masks,
+)
+from t2t_lite.layers.positional import sinusoids
+from tests.helpers import run_serialization_test
+
+X = tf.random.stateless_normal([2, 5, 8], seed=[1, 2])
+MEMORY = tf.random.stateless_normal([2, 7, 8], seed=[3, 4])
+BLOCK = dict(d_model=8, num_heads=2, d_ff=16, dropout=0.1, attention_dropout=0.1, ffn_dropout=0.1)
+
+
+def test_padding_mask_true_means_may_attend():
+    mask = masks.padding_mask(tf.constant([[5, 6, 0], [7, 0, 0]]))
+    assert mask.shape == [2, 1, 1, 3] and mask.dtype == tf.bool
+    np.testing.assert_array_equal(mask[:, 0, 0].numpy(), [[1, 1, 0], [1, 0, 0]])
+
+
+def test_causal_mask_is_lower_triangular():
+    mask = masks.causal_mask(4)
+    assert mask.shape == [1, 1, 4, 4]
+    np.testing.assert_array_equal(mask[0, 0].numpy(), np.tril(np.ones([4, 4], bool)))
+
+
+def test_decoder_self_mask_combines_causal_and_padding():
+    mask = masks.decoder_self_mask(tf.constant([[2, 5, 0]]))[0, 0].numpy()
+    np.testing.assert_array_equal(mask, [[1, 0, 0], [1, 1, 0], [1, 1, 0]])
+
+
+def test_positional_encoding_offset_continues_the_sequence():
+    layer = SinusoidalPositionalEncoding()
+    full = layer(tf.zeros([1, 6, 8]))
+    tail = layer(tf.zeros([1, 2, 8]), offset=4)
+    np.testing.assert_allclose(full[:, 4:].numpy(), tail.numpy(), atol=1e-6)
+    # Position 0: sin(0) = 0 in the first half, cos(0) = 1 in the second.
+    np.testing.assert_allclose(full[0, 0].numpy(), [0, 0, 0, 0, 1, 1, 1, 1], atol=1e-6)
+    np.testing.assert_allclose(
+        sinusoids(tf.constant([1.0]), 4)[0].numpy(),
+        [np.sin(1), np.sin(1e-4), np.cos(1), np.cos(1e-4)],
+        rtol=1e-5,
+    )
+
+
+def test_attention_ignores_masked_keys():
+    mha = MultiHeadAttention(num_heads=2, d_model=8, self_attention=False)
+    mask = masks.padding_mask(tf.constant([[4, 4, 4, 0, 0, 0, 0], [4, 0, 0, 0, 0, 0, 0]]))
+    out = mha(X, memory=MEMORY, attention_mask=mask)
+    changed = tf.concat([MEMORY[:, :1], MEMORY[:, 1:] * 0 + 9.0], axis=1)
+    changed = tf.where(mask[:, 0, 0, :, tf.newaxis], MEMORY, changed)
+    np.testing.assert_allclose(
+        out.numpy(), mha(X, memory=changed, attention_mask=mask).numpy(), atol=1e-6
+    )
+
+
+def test_attention_weights_sum_to_one():
+    mha = MultiHeadAttention(num_heads=2, d_model=8)
+    _, weights = mha(X, attention_mask=masks.causal_mask(5), return_weights=True)
+    assert weights.shape == [2, 2, 5, 5]
+    np.testing.assert_allclose(tf.reduce_sum(weights, -1).numpy(), 1.0, atol=1e-6)
+    assert np.all(np.triu(weights.numpy()[0, 0], k=1) == 0)
+
+
+def test_self_attention_cache_grows_one_step_at_a_time():
+    mha = MultiHeadAttention(num_heads=2, d_model=8)
+    full = mha(X, attention_mask=masks.causal_mask(5))
+    cache = {"keys": tf.zeros([2, 2, 0, 4]), "values": tf.zeros([2, 2, 0, 4])}
+    steps = []
+    for t in range(5):
+        out, cache = mha(X[:, t : t + 1], cache=cache)
+        assert cache["keys"].shape == [2, 2, t + 1, 4]
+        steps.append(out)
+    np.testing.assert_allclose(tf.concat(steps, 1).numpy(), full.numpy(), atol=1e-5)
+
+
+def test_cross_attention_with_precomputed_memory():
+    mha = MultiHeadAttention(num_heads=2, d_model=8, self_attention=False)
+    direct = mha(X, memory=MEMORY)
+    cached = mha(X, memory_kv=mha.project_memory(MEMORY))
+    np.testing.assert_allclose(direct.numpy(), cached.numpy(), atol=1e-6)
+
+
+def test_attention_rejects_indivisible_width():
+    with pytest.raises(ValueError, match="divisible"):
+        MultiHeadAttention(num_heads=3, d_model=8)
+
+
+def test_block_rejects_unknown_norm():
+    with pytest.raises(ValueError, match='"pre" or "post"'):
+        EncoderLayer(d_model=8, num_heads=2, d_ff=16, norm="sandwich")
+
+
+@pytest.mark.parametrize(
+    "layer, inputs, kwargs",
+    [
+        (SinusoidalPositionalEncoding(), (X,), {"offset": 2}),
+        (Dropout(0.3, seed=4), (X,), {}),
+        (Dense(6, activation="relu"), (X,), {}),
+        (LayerNormalization(epsilon=1e-6), (X,), {}),
+        (MultiHeadAttention(2, 8, dropout=0.1), (X,), {"attention_mask": masks.causal_mask(5)}),
+        (MultiHeadAttention(2, 8, self_attention=False), (X,), {"memory": MEMORY}),
+        (FeedForward(8, 16, dropout=0.2), (X,), {}),
+        (TokenEmbedding(11, 8, output_bias=True), (tf.constant([[1, 2, 0]]),), {}),
+        (EncoderLayer(**BLOCK, norm="post"), (X,), {}),
+        (DecoderLayer(**BLOCK), (X,), {"memory": MEMORY}),
+        (Encoder(2, **BLOCK), (X,), {}),
+        (Decoder(2, **BLOCK, norm="post"), (X,), {"memory": MEMORY}),
+    ],
+    ids=lambda v: type(v).__name__ if hasattr(v, "get_config") else "",
+)
+def test_layer_config_round_trip(layer, inputs, kwargs):
+    run_serialization_test(layer, *inputs, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "rate, bits, probability", [(0.1, 8, 26 / 256), (0.3, 8, 77 / 256), (0.01, 16, 655 / 65536)]
+)
+def test_dropout_rate_scale_and_seeds(rate, bits, probability):
+    layer = Dropout(rate, seed=7, dtype="mixed_bfloat16")
+    assert (layer.bits, layer.drop_probability) == (bits, probability)
+    x = tf.ones([301, 257], tf.bfloat16)  # odd width: the last 32-bit word is partly used
+    assert layer(x) is x and layer(x, training=False) is x
+    y = layer(x, training=True)
+    assert y.dtype == tf.bfloat16 and y.shape == x.shape
+    dropped = float(tf.reduce_mean(tf.cast(tf.equal(y, 0), tf.float32)))
+    assert abs(dropped - probability) < 0.005  # 77k draws: 5 sd is about 0.005
+    kept = tf.boolean_mask(y, tf.not_equal(y, 0))
+    np.testing.assert_allclose(kept.numpy().astype(np.float32), 1 / (1 - probability), rtol=1e-2)
+    for width in (256, 258):  # whole words per row; rows of 4-byte words split across rows
+        even = layer(tf.ones([301, width], tf.bfloat16), training=True)
+        dropped = float(tf.reduce_mean(tf.cast(tf.equal(even, 0), tf.float32)))
+        assert abs(dropped - probability) < 0.005
+    # A new mask every call; the same masks again from the same seed.
+    y2 = layer(x, training=True)
+    assert not np.array_equal(y.numpy(), y2.numpy())
+    again = Dropout(rate, seed=7, dtype="mixed_bfloat16")
+    np.testing.assert_array_equal(again(x, training=True).numpy(), y.numpy())
+    # Gradient: the mask times the scale.
+    with tf.GradientTape() as tape:
+        x32 = tf.ones([4, 6])
+        tape.watch(x32)
+        out = Dropout(rate, seed=3)(x32, training=True)
+    np.testing.assert_allclose(tape.gradient(out, x32).numpy(), out.numpy())
+
+
+def test_dropout_rejects_bad_rate():
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        Dropout(1.0)
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+def test_dense_and_layer_norm_match_keras(policy):
+    """Same outputs and gradients (input and weights) as the Keras layers they replace."""
+    x = tf.random.stateless_normal([3, 5, 8], seed=[5, 6]) * 3 + 1
+    pairs = [
+        (Dense(6, activation="relu", dtype=policy), keras.layers.Dense(6, "relu", dtype=policy)),
+        (
+            LayerNormalization(epsilon=1e-6, dtype=policy),
+            keras.layers.LayerNormalization(epsilon=1e-6, dtype=policy),
+        ),
+    ]
+    tolerance = 1e-5 if policy == "float32" else 2e-2
+    for ours, theirs in pairs:
+        ours.build(x.shape)
+        theirs.build(x.shape)
+        weights = [w + 0.1 * (i + 1) for i, w in enumerate(theirs.get_weights())]
+        ours.set_weights(weights)
+        theirs.set_weights(weights)
+        upstream = tf.random.stateless_normal(
+            [3, 5, ours.compute_output_shape(x.shape)[-1]], [7, 8]
+        )
+        results = []
+        for layer in (ours, theirs):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = layer(tf.cast(x, layer.compute_dtype))
+                total = tf.reduce_sum(tf.cast(y, tf.float32) * upstream)
+            grads = tape.gradient(total, [x, *layer.trainable_weights])
+            results.append([y, *grads])
+        assert results[0][0].dtype == results[1][0].dtype
+        for mine, keras_value in zip(*results, strict=True):
+            np.testing.assert_allclose(
+                tf.cast(mine, tf.float32).numpy(),
+                tf.cast(keras_value, tf.float32).numpy(),
+                rtol=tolerance,
+                atol=tolerance,
+            )
