@@ -45,8 +45,10 @@ class ModelConfig:
     tie_output: bool = True
     # Longest source or target the model accepts (in pieces, EOS included); longer is cut.
     max_length: int = 256
-    # Sources end with EOS. OpenNMT-tf's have none (its comparison model: false); a model
-    # reads sources the way it was trained, so this is fixed once a model directory exists.
+    # Sources end with EOS (the tensor2tensor layout). false: a source is its pieces only, as
+    # in OpenNMT-tf, one encoder position fewer per sentence. A model reads sources the way it
+    # was trained (data pipeline, t2t-translate, SavedModel and CTranslate2 export follow
+    # this key), so it is chosen when training starts; resuming with another value is refused.
     source_eos: bool = True
 
 
