@@ -14,9 +14,9 @@ _ISA_FLAGS = {"avx2": "AVX2", "avx512f": "AVX-512F", "avx512_bf16": "AVX512_BF16
 
 
 def machine_line() -> str:
-    """CPU model, its ISA flags, core count and the TensorFlow / Keras versions, one line.
+    """CPU model, its ISA flags, the TensorFlow / Keras versions and the core count, one line.
 
-    Example: "AMD EPYC, AVX2 + AVX-512F + AVX512_BF16, 2 cores, TF 2.21, Keras 3.15".
+    Example: "AMD EPYC, AVX2 + AVX-512F + AVX512_BF16, TF 2.21, Keras 3.15, 2 cores".
     """
     import keras
     import tensorflow as tf
@@ -35,8 +35,8 @@ def machine_line() -> str:
         pass
     isa = " + ".join(name for flag, name in _ISA_FLAGS.items() if flag in flags) or "no AVX2"
     return (
-        f"{model}, {isa}, {os.cpu_count()} cores, "
-        f"TF {_minor(tf.__version__)}, Keras {_minor(keras.__version__)}"
+        f"{model}, {isa}, TF {_minor(tf.__version__)}, Keras {_minor(keras.__version__)}, "
+        f"{os.cpu_count()} cores"
     )
 
 
