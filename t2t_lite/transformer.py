@@ -5,11 +5,14 @@ from typing import NamedTuple
 import keras
 import tensorflow as tf
 
-from t2t_lite.layers import Decoder, Dense, Encoder, TokenEmbedding, masks
+from t2t_lite.layers import Decoder, DecoderOutput, Dense, Encoder, TokenEmbedding, masks
+from t2t_lite.layers.dense import dense_2d
 
 
 class OutputLayer(NamedTuple):
-    """The output projection `logits = outputs @ W + bias`, as `projected_nll` reads it.
+    """The output projection `logits = outputs @ W + bias`: the weights and the formula that
+    inference (`logits`, through `Transformer.project`) and training
+    (`losses.projected_nll`) share.
 
     Attributes:
         kernel: `[V, D]` when `vocab_major` (an embedding table tied to the output, used
@@ -21,6 +24,15 @@ class OutputLayer(NamedTuple):
     kernel: tf.Tensor
     bias: tf.Tensor
     vocab_major: bool
+
+    def logits(self, x: tf.Tensor) -> tf.Tensor:
+        """Decoder outputs `[..., D]` -> float32 logits `[..., V]`.
+
+        Matmul and bias add run in the dtype of `x` (bfloat16 under mixed precision), as in
+        `projected_nll`, and fuse into one op (`dense_2d`).
+        """
+        logits = dense_2d(x, self.kernel, self.bias, transpose_kernel=self.vocab_major)
+        return tf.cast(logits, tf.float32)
 
 
 @keras.saving.register_keras_serializable(package="t2t_lite")
@@ -51,13 +63,25 @@ class Transformer(keras.Model):
         source_eos: sources end with EOS (added by the data pipeline and the translator).
         **kwargs: passed to `keras.Model`.
 
+    Entry points: the encoder and decoder are shared; the output projection is one
+    `OutputLayer` (`output_layer()`), read by both sides.
+    - Training (`TrainState`, for the training and the validation loss) calls
+      `decode_outputs` and passes the decoder outputs with `output_layer()` to
+      `losses.cross_entropy`, which projects only the non-padding positions and
+      differentiates projection and loss together (`losses.projected_nll`).
+    - Inference calls `step_fn` (cached step-by-step decoding: beam search, the translator,
+      the SavedModel export) or the model itself (a full teacher-forced pass: attention
+      heatmaps, tests); both project with `project`, i.e. `output_layer().logits`.
+
     Call arguments:
         inputs: `(source_ids [B, S], target_input_ids [B, T])`, int, 0 = padding. The target
             input starts with BOS.
         training: dropout on or off.
+        return_attention: also return the last decoder layer's attention over the source.
 
     Returns:
-        Logits `[B, T, V_t]`, float32.
+        Logits `[B, T, V_t]`, float32; with `return_attention`, `(logits, attention)`,
+        attention `[B, H, T, S]` float32.
 
     Example:
         >>> model = Transformer(100, 100, num_encoder_layers=1, num_decoder_layers=1,
@@ -156,24 +180,23 @@ class Transformer(keras.Model):
         )
         return memory, memory_mask
 
-    def project(self, x):
-        """Decoder outputs `[..., D]` -> float32 logits `[..., V_t]`."""
-        if self.output_projection is None:
-            return self.target_embedding.logits(x)
-        return tf.cast(self.output_projection(x), tf.float32)
-
     def output_layer(self) -> OutputLayer:
-        """The output projection's weights, for `losses.cross_entropy(..., output_layer=)`."""
+        """The output projection's weights: the tied target embeddings `[V_t, D]` and their
+        bias, or the separate `[D, V_t]` matrix and bias."""
         if self.output_projection is None:  # tied: logits = x @ E^T + b, E is [V, D]
             embedding = self.target_embedding
             return OutputLayer(embedding.embeddings, embedding.bias, vocab_major=True)
         dense = self.output_projection
         return OutputLayer(dense.kernel, dense.bias, vocab_major=False)
 
-    def decode_outputs(self, inputs, training=False, return_attention=False):
-        """`(source_ids [B, S], target_input_ids [B, T])` -> decoder outputs `[B, T, D]`,
-        before the output projection (the trainer projects only non-padding positions);
-        with `return_attention`, also the last decoder layer's attention `[B, H, T, S]`."""
+    def project(self, x):
+        """Decoder outputs `[..., D]` -> float32 logits `[..., V_t]` (inference)."""
+        return self.output_layer().logits(x)
+
+    def decode_outputs(self, inputs, training=False) -> DecoderOutput:
+        """`(source_ids [B, S], target_input_ids [B, T])` -> the decoder's `DecoderOutput`:
+        outputs `[B, T, D]` before the output projection (training projects only the
+        non-padding positions) and the last layer's attention `[B, H, T, S]`."""
         source_ids, target_ids = inputs
         memory, memory_mask = self.encode(source_ids, training=training)
         return self.decoder(
@@ -181,17 +204,14 @@ class Transformer(keras.Model):
             memory=memory,
             self_mask=masks.decoder_self_mask(target_ids),
             memory_mask=memory_mask,
-            return_attention=return_attention,
             training=training,
         )
 
     def call(self, inputs, training=False, return_attention=False):
-        """See the class docstring; `return_attention` adds the last decoder layer's
-        attention over the source, `[B, H, T, S]`."""
-        outputs = self.decode_outputs(inputs, training, return_attention)
-        if return_attention:
-            return self.project(outputs[0]), outputs[1]
-        return self.project(outputs)
+        """See the class docstring."""
+        decoded = self.decode_outputs(inputs, training)
+        logits = self.project(decoded.outputs)
+        return (logits, decoded.attention) if return_attention else logits
 
     def step_fn(self, source_ids, beam_size=1):
         """Prepares cached step-by-step decoding of a batch of sources.
@@ -220,10 +240,11 @@ class Transformer(keras.Model):
 
         def step(ids, position, cache):
             x = self.target_embedding(ids[:, tf.newaxis])  # [B*K] -> [B*K, 1, D]
-            x, cache = self.decoder(
+            decoded = self.decoder(
                 x, memory_mask=memory_mask, cache=cache, memory_kv=memory_kv, offset=position
             )
-            return self.project(x)[:, 0, :], cache  # [B*K, 1, V] -> [B*K, V]
+            logits = self.project(decoded.outputs)[:, 0, :]  # [B*K, 1, V] -> [B*K, V]
+            return logits, decoded.cache
 
         return step, cache
 

@@ -1,5 +1,6 @@
 """Helpers shared by the tests."""
 
+import inspect
 import os
 import subprocess
 import sys
@@ -39,22 +40,60 @@ def run_cli(tool: str, *args: str, stdin: bytes | None = None, timeout: float = 
     )
 
 
-def run_serialization_test(layer: keras.layers.Layer, *inputs, **call_kwargs):
-    """Checks a layer survives a config round trip: same config, same outputs with its weights.
+def constructor_args(layer: keras.layers.Layer) -> list[str]:
+    """The named parameters of every `__init__` from the layer's class up to (not including)
+    Keras' `Layer` and `Model`: what `**kwargs` passes on is a constructor argument too."""
+    names = []
+    for cls in type(layer).__mro__:
+        if cls in (keras.layers.Layer, keras.Model) or not issubclass(cls, keras.layers.Layer):
+            break
+        if "__init__" not in vars(cls):
+            continue
+        for name, param in inspect.signature(vars(cls)["__init__"]).parameters.items():
+            named = param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY)
+            if named and name != "self" and name not in names:
+                names.append(name)
+    return names
 
-    The layer is called once (to build it), re-created from its config, given the original
-    weights, and must then produce identical outputs.
+
+def _assert_equal_outputs(expected, actual) -> None:
+    tf.nest.assert_same_structure(expected, actual)
+    for a, b in zip(tf.nest.flatten(expected), tf.nest.flatten(actual), strict=True):
+        if a is None or b is None:
+            assert a is b
+        else:
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def run_serialization_test(layer: keras.layers.Layer, *inputs, **call_kwargs):
+    """Checks a layer survives a config round trip: every constructor argument in its config
+    and back, and the same outputs with its weights and seeds, in inference and training.
+
+    Every named parameter of the constructors (see `constructor_args`) must be a key of
+    `get_config()`, and a clone made with `from_config` must have the same value for each
+    one the layer keeps as a plain attribute. The layer is called once (to build it), the
+    clone gets its variables (weights and dropout seed states), and both must then give
+    identical outputs with training off and with training on (the same dropout masks).
     """
     expected = layer(*inputs, **call_kwargs)
     config = layer.get_config()
+    missing = [name for name in constructor_args(layer) if name not in config]
+    assert not missing, f"{type(layer).__name__}.get_config() leaves out {missing}"
     clone = type(layer).from_config(config)
     assert clone.get_config() == config
+    plain = (type(None), bool, int, float, str, tuple, list)
+    for name in constructor_args(layer):
+        value = getattr(layer, name, None)
+        if isinstance(value, plain):
+            assert getattr(clone, name) == value, name
     clone(*inputs, **call_kwargs)
     clone.set_weights(layer.get_weights())
-    actual = clone(*inputs, **call_kwargs)
-    tf.nest.map_structure(
-        lambda a, b: np.testing.assert_array_equal(a.numpy(), b.numpy()), expected, actual
-    )
+    _assert_equal_outputs(expected, clone(*inputs, **call_kwargs))
+    # Training: the same seed states must give the same dropout masks, with the same rates.
+    for original, copy in zip(layer.variables, clone.variables, strict=True):
+        copy.assign(original)
+    training_kwargs = dict(call_kwargs, training=True)
+    _assert_equal_outputs(layer(*inputs, **training_kwargs), clone(*inputs, **training_kwargs))
     # Also through Keras' own serializer (registered class names).
     restored = keras.layers.deserialize(keras.layers.serialize(layer))
     assert type(restored) is type(layer)

@@ -140,11 +140,12 @@ def _transformer_spec(
         _set_ffn(layer_spec.ffn, layer)
     if pre_norm:
         _set_layer_norm(spec.decoder.layer_norm, decoder.final_norm)
-    if model.output_projection is None:  # tied: logits = x @ E^T + b, E is [V, D] = [out, in]
-        spec.decoder.projection.weight = _numpy(model.target_embedding.embeddings)
-        spec.decoder.projection.bias = _numpy(model.target_embedding.bias)
-    else:
-        _set_linear(spec.decoder.projection, model.output_projection)
+    output = model.output_layer()  # the projection training and inference read
+    kernel = _numpy(output.kernel)  # [V, D] = [out, in] when vocab_major, else [D, V]
+    spec.decoder.projection.weight = (
+        kernel if output.vocab_major else np.ascontiguousarray(kernel.T)
+    )
+    spec.decoder.projection.bias = _numpy(output.bias)
     return spec
 
 

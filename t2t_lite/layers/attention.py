@@ -1,5 +1,7 @@
 """Multi-head scaled dot-product attention with a key/value cache for decoding."""
 
+from typing import NamedTuple
+
 import keras
 import tensorflow as tf
 
@@ -24,6 +26,21 @@ def merge_heads(x: tf.Tensor, d_model: int) -> tf.Tensor:
     return tf.reshape(x, [batch, length, d_model])  # -> [B, T, D]
 
 
+class AttentionOutput(NamedTuple):
+    """What `MultiHeadAttention` returns, whatever the arguments.
+
+    Attributes:
+        outputs: `[B, T, D]`.
+        cache: self-attention given a cache: `{"keys", "values"}`, each `[B, H, t + T, D/H]`,
+            the previous steps' keys/values with this call's appended; otherwise None.
+        weights: the attention probabilities `[B, H, T, S]`, float32, before dropout.
+    """
+
+    outputs: tf.Tensor
+    cache: dict[str, tf.Tensor] | None
+    weights: tf.Tensor
+
+
 @keras.saving.register_keras_serializable(package="t2t_lite")
 class MultiHeadAttention(keras.layers.Layer):
     """Multi-head attention; self-attention or attention over a memory (encoder output).
@@ -34,7 +51,7 @@ class MultiHeadAttention(keras.layers.Layer):
 
     Decoding support:
     - self-attention with `cache={"keys": [B, H, t, D/H], "values": ...}`: the new step's
-      keys/values are appended and the grown cache is returned with the output;
+      keys/values are appended and the grown cache is returned in `AttentionOutput.cache`;
     - cross-attention with `memory_kv=(keys, values)` from `project_memory(memory)`: the
       encoder-side keys/values are computed once per sentence and reused at every step.
 
@@ -51,16 +68,15 @@ class MultiHeadAttention(keras.layers.Layer):
         attention_mask: bool, broadcastable to `[B, H, T, S]`, True = may attend.
         cache: self-attention only; a dict of keys/values of previous steps.
         memory_kv: cross-attention only; `(keys, values)`, each `[B, H, S, D/H]`.
-        return_weights: also return the attention probabilities `[B, H, T, S]`.
         training: dropout on or off.
 
     Returns:
-        `[B, T, D]`; with a cache, `(output, new_cache)`; with `return_weights`, the
-        probabilities are appended to what would be returned.
+        An `AttentionOutput`: the output, the grown cache (None without a cache) and the
+        attention probabilities.
 
     Example:
         >>> mha = MultiHeadAttention(num_heads=2, d_model=8)
-        >>> mha(tf.zeros([1, 3, 8])).shape
+        >>> mha(tf.zeros([1, 3, 8])).outputs.shape
         TensorShape([1, 3, 8])
 
     References:
@@ -105,15 +121,15 @@ class MultiHeadAttention(keras.layers.Layer):
         attention_mask=None,
         cache=None,
         memory_kv=None,
-        return_weights=False,
         training=False,
-    ):
+    ) -> AttentionOutput:
+        new_cache = None
         if self.self_attention:
             q, k, v = split_heads(self.qkv_proj(query), self.num_heads, parts=3)  # [B, T, 3D]
             if cache is not None:
                 k = tf.concat([cache["keys"], k], axis=2)  # [B, H, t + T, D/H]
                 v = tf.concat([cache["values"], v], axis=2)
-                cache = {"keys": k, "values": v}
+                new_cache = {"keys": k, "values": v}
         else:
             (q,) = split_heads(self.q_proj(query), self.num_heads)
             k, v = memory_kv if memory_kv is not None else self.project_memory(memory)
@@ -127,12 +143,7 @@ class MultiHeadAttention(keras.layers.Layer):
         weights = tf.nn.softmax(logits, axis=-1)
         dropped = self.dropout_layer(tf.cast(weights, v.dtype), training=training)
         context = merge_heads(tf.matmul(dropped, v), self.d_model)  # [B, H, T, D/H] -> [B, T, D]
-        outputs = (self.out_proj(context),)
-        if cache is not None:
-            outputs += (cache,)
-        if return_weights:
-            outputs += (weights,)
-        return outputs[0] if len(outputs) == 1 else outputs
+        return AttentionOutput(self.out_proj(context), new_cache, weights)
 
     def get_config(self):
         config = super().get_config()

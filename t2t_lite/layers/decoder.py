@@ -1,11 +1,30 @@
 """Transformer decoder layer and decoder stack, with incremental (cached) decoding."""
 
+from typing import NamedTuple
+
 import keras
 import tensorflow as tf
 
 from t2t_lite.layers.attention import MultiHeadAttention
 from t2t_lite.layers.block import BlockLayer, StackLayer, layer_norm, residual
 from t2t_lite.layers.feed_forward import FeedForward
+
+
+class DecoderOutput(NamedTuple):
+    """What `DecoderLayer` and `Decoder` return, whatever the arguments.
+
+    Attributes:
+        outputs: `[B, T, D]`.
+        cache: given a cache, the grown self-attention cache (a layer: its
+            `{"keys", "values"}`, each `[B, H, t + T, D/H]`; the stack: a list with one per
+            layer); otherwise None.
+        attention: the (last) layer's attention probabilities over the memory
+            `[B, H, T, S]`, float32 (None only for a stack of zero layers).
+    """
+
+    outputs: tf.Tensor
+    cache: dict[str, tf.Tensor] | list[dict[str, tf.Tensor]] | None
+    attention: tf.Tensor | None
 
 
 @keras.saving.register_keras_serializable(package="t2t_lite")
@@ -24,15 +43,15 @@ class DecoderLayer(BlockLayer):
         memory_mask: bool `[B, 1, 1, S]`, True = real source token.
         cache: `{"keys", "values"}` of this layer's self-attention at previous steps, or None.
         memory_kv: precomputed `(keys, values)` of the memory, or None.
-        return_attention: also return the memory attention probabilities `[B, H, T, S]`.
         training: dropout on or off.
 
     Returns:
-        `[B, T, D]`, then the new cache if one was given, then the attention if asked.
+        A `DecoderOutput`: the output, this layer's grown cache (None without a cache) and
+        the memory attention probabilities.
 
     Example:
         >>> layer = DecoderLayer(d_model=8, num_heads=2, d_ff=16)
-        >>> layer(tf.zeros([1, 3, 8]), memory=tf.zeros([1, 5, 8])).shape
+        >>> layer(tf.zeros([1, 3, 8]), memory=tf.zeros([1, 5, 8])).outputs.shape
         TensorShape([1, 3, 8])
     """
 
@@ -67,32 +86,25 @@ class DecoderLayer(BlockLayer):
         memory_mask=None,
         cache=None,
         memory_kv=None,
-        return_attention=False,
         training=False,
-    ):
-        new_cache = []  # filled by `attend_self` when decoding with a cache
-        weights = []
+    ) -> DecoderOutput:
+        results = {}  # the sublayers' `AttentionOutput`s, kept by `attend_*`
 
         def attend_self(h):
-            if cache is None:
-                return self.self_attention(h, attention_mask=self_mask, training=training)
-            out, grown = self.self_attention(
+            results["self"] = self.self_attention(
                 h, attention_mask=self_mask, cache=cache, training=training
             )
-            new_cache.append(grown)
-            return out
+            return results["self"].outputs
 
         def attend_memory(h):
-            out, w = self.cross_attention(
+            results["memory"] = self.cross_attention(
                 h,
                 memory=memory,
                 attention_mask=memory_mask,
                 memory_kv=memory_kv,
-                return_weights=True,
                 training=training,
             )
-            weights.append(w)
-            return out
+            return results["memory"].outputs
 
         def transform(h):
             return self.feed_forward(h, training=training)
@@ -101,8 +113,7 @@ class DecoderLayer(BlockLayer):
         x = residual(x, attend_self, self.self_attention_norm, drop, pre, training)
         x = residual(x, attend_memory, self.cross_attention_norm, drop, pre, training)
         x = residual(x, transform, self.ffn_norm, drop, pre, training)
-        outputs = (x,) + tuple(new_cache) + (tuple(weights) if return_attention else ())
-        return outputs[0] if len(outputs) == 1 else outputs
+        return DecoderOutput(x, results["self"].cache, results["memory"].weights)
 
 
 @keras.saving.register_keras_serializable(package="t2t_lite")
@@ -121,15 +132,15 @@ class Decoder(StackLayer):
         cache: list with one `{"keys", "values"}` dict per layer (see `initial_cache`), or None.
         memory_kv: list with one `(keys, values)` per layer (see `project_memory`), or None.
         offset: position of the first target vector (the decoding step).
-        return_attention: also return the last layer's memory attention `[B, H, T, S]`.
         training: dropout on or off.
 
     Returns:
-        `[B, T, D]`, then the new cache list if a cache was given, then the attention if asked.
+        A `DecoderOutput`: the output, the list of grown caches (None without a cache) and
+        the last layer's memory attention probabilities.
 
     Example:
         >>> decoder = Decoder(2, d_model=8, num_heads=2, d_ff=16)
-        >>> decoder(tf.zeros([1, 3, 8]), memory=tf.zeros([1, 5, 8])).shape
+        >>> decoder(tf.zeros([1, 3, 8]), memory=tf.zeros([1, 5, 8])).outputs.shape
         TensorShape([1, 3, 8])
     """
 
@@ -155,34 +166,21 @@ class Decoder(StackLayer):
         cache=None,
         memory_kv=None,
         offset=0,
-        return_attention=False,
         training=False,
-    ):
+    ) -> DecoderOutput:
         x = self.dropout_layer(self.position_encoding(x, offset=offset), training=training)
         new_cache, attention = [], None
         for i, block in enumerate(self.blocks):
-            outputs = block(
+            x, layer_cache, attention = block(
                 x,
                 memory=memory,
                 self_mask=self_mask,
                 memory_mask=memory_mask,
                 cache=None if cache is None else cache[i],
                 memory_kv=None if memory_kv is None else memory_kv[i],
-                return_attention=return_attention,
                 training=training,
             )
-            if not isinstance(outputs, tuple):
-                outputs = (outputs,)
-            x = outputs[0]
-            if cache is not None:
-                new_cache.append(outputs[1])
-            if return_attention:
-                attention = outputs[-1]
+            new_cache.append(layer_cache)
         if self.final_norm is not None:
             x = self.final_norm(x)
-        outputs = (
-            (x,)
-            + ((new_cache,) if cache is not None else ())
-            + ((attention,) if return_attention else ())
-        )
-        return outputs[0] if len(outputs) == 1 else outputs
+        return DecoderOutput(x, None if cache is None else new_cache, attention)

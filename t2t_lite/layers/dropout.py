@@ -18,12 +18,12 @@ class Dropout(keras.layers.Layer):
     Keras' dropout draws one uniform float per element. On a CPU the random numbers are a
     large share of a training step (a dropout after the FFN's ReLU alone masks `[B, T, 4D]`),
     so this layer draws one 32-bit integer per four elements and compares each byte with a
-    threshold: the drop probability is `round(rate * 256) / 256` (0.1 -> 0.1016, 0.3 ->
-    0.3008). Rates that no multiple of 1/256 approximates within 2% (0.01 -> 0.0117 would be
-    17% off) use 16 bits per element instead, exact to 1/65,536. On `[3500, 1024]` bfloat16,
-    forward and backward, 8 bits cost 2.1 ms more than no dropout and 16 bits 3.2 ms
-    (`keras.layers.Dropout`: 9.3 ms forward on `[3000, 1024]`). The survivors are scaled by
-    `1 / (1 - p)` with the exact `p` used, so the expected output is the input. Seeds come
+    threshold: a quarter of the random words, and an integer comparison instead of a
+    conversion to float. The drop probability is `round(rate * 256) / 256` (0.1 -> 0.1016,
+    0.3 -> 0.3008). Rates that no multiple of 1/256 approximates within 2% (0.01 -> 0.0117
+    would be 17% off) use 16 bits per element instead (half the words), exact to 1/65,536.
+    The survivors are scaled by `1 / (1 - p)` with the exact `p` used, so the expected
+    output is the input. Seeds come
     from a `keras.random.SeedGenerator`, whose state is checkpointed, so runs are
     reproducible and resume exactly, as with Keras'.
 

@@ -3,6 +3,8 @@
 import keras
 import tensorflow as tf
 
+from t2t_lite.layers.dense import dense_2d
+
 
 @keras.saving.register_keras_serializable(package="t2t_lite")
 class TokenEmbedding(keras.layers.Layer):
@@ -54,17 +56,12 @@ class TokenEmbedding(keras.layers.Layer):
         return tf.gather(table, ids) * tf.cast(self.d_model**0.5, self.compute_dtype)
 
     def logits(self, x: tf.Tensor) -> tf.Tensor:
-        """Vocabulary logits `[B, T, V]` (float32) of decoder outputs `[B, T, D]`."""
+        """Vocabulary logits `[..., V]` (float32) of decoder outputs `[..., D]`, computed in
+        the dtype of `x` as `OutputLayer.logits` computes them."""
         if not self.output_bias:
             raise ValueError("TokenEmbedding.logits needs output_bias=True")
-        table = tf.cast(self.embeddings, x.dtype)
-        flat = tf.reshape(x, [-1, self.d_model])  # [B, T, D] -> [B*T, D]
-        logits = tf.matmul(flat, table, transpose_b=True)  # [B*T, D] x [V, D]^T -> [B*T, V]
-        # The bias add right after the matmul fuses into it (oneDNN adds it before rounding to
-        # the compute dtype); adding it after the float32 cast cost a pass over [B*T, V].
-        logits = tf.nn.bias_add(logits, tf.cast(self.bias, x.dtype))
-        logits = tf.reshape(logits, tf.concat([tf.shape(x)[:-1], [self.vocab_size]], 0))
-        return tf.cast(logits, tf.float32)  # [B, T, V]
+        logits = dense_2d(x, self.embeddings, self.bias, transpose_kernel=True)  # E: [V, D]
+        return tf.cast(logits, tf.float32)
 
     def get_config(self):
         config = super().get_config()

@@ -50,7 +50,7 @@ class EncoderLayer(BlockLayer):
 
     def call(self, x, attention_mask=None, training=False):
         def attend(h):
-            return self.self_attention(h, attention_mask=attention_mask, training=training)
+            return self.self_attention(h, attention_mask=attention_mask, training=training).outputs
 
         def transform(h):
             return self.feed_forward(h, training=training)

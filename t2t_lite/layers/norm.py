@@ -12,10 +12,10 @@ class LayerNormalization(keras.layers.LayerNormalization):
     under mixed precision), as in Keras; the output has the layer's compute dtype. Autodiff
     of Keras' version (moments, rsqrt, broadcasts, casts) writes about twice as many
     `[N, D]` temporaries as the closed form used here:
-    `dx = (g - mean(g) - x_hat * mean(g * x_hat)) / sigma` with `g = dy * gamma`.
-    Training on the OpenNMT-tf comparison model: +1.5% tokens/s and 10% less peak memory.
-    Other configurations (several axes, no center or scale, `rms_scaling`) use Keras' `call`.
-    The weights (`gamma`, `beta`) and checkpoints are Keras'.
+    `dx = (g - mean(g) - x_hat * mean(g * x_hat)) / sigma` with `g = dy * gamma`, so the
+    backward pass reads and writes less memory and keeps fewer tensors alive. Other
+    configurations (several axes, no center or scale, `rms_scaling`) use Keras' `call`. The
+    weights (`gamma`, `beta`) and checkpoints are Keras'.
 
     Args: as `keras.layers.LayerNormalization`.
 

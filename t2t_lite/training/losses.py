@@ -10,26 +10,25 @@ fairseq (`label_smoothed_nll_loss`) and tensor2tensor do; Keras' `label_smoothin
 over all `V` classes instead. The loss includes the constant entropy of the smoothed
 distribution, so it does not reach 0 when `epsilon > 0`.
 
-Speed: the `[N, V]` logits are the largest tensor of a training step, so `smoothed_nll` reads
-them in a few passes (max, exp and sum, sum, the label's logit), keeps the exponentials, and
-writes the gradient `softmax - smoothed_target` from them (the label's share subtracted at
-its N positions, never as an `[N, V]` one-hot), instead of letting autodiff
-differentiate a `log_softmax`, a gather (whose gradient is a scatter into `[N, V]`) and a sum.
-`cross_entropy` drops padded positions before that.
+There are two implementations of one loss:
 
-Given the output layer instead of logits (as the trainer does), `projected_nll` goes further:
-the padded positions never reach the projection, and the `[N, V]` logits are read only by
-one softmax in the compute dtype (bfloat16 under mixed precision). The gradient never
-materializes `softmax - smoothed_target` as an `[N, V]` tensor: with `G = diag(u) P - Q`
-(`P` the softmax, `u` the incoming gradient per row, `Q = u (other 1^T + on onehot)`), the
-three products the projection needs are written as
-`G W = diag(u) (P W) - u other sum_v w_v - u on w_label`,
-`G^T X = P^T diag(u) X - other 1 (u^T X) - on segment_sum(u X, labels)` and
-`1^T G = u^T P - other sum(u) - on bincount(labels, u)`: matmuls that read `P` once each,
-plus `[N, D]` and `[V, D]` corrections computed in float32. On the OpenNMT-tf comparison
-model (`[3500, 256] x [256, 8000]`, bfloat16) projection, loss and gradients take 69 ms
-instead of 102, and the gradients are at least as close to a float64 reference (the
-bias gradient much closer: it no longer sums a rounded `[N, V]` tensor).
+- `smoothed_nll` takes logits and is the textbook formula, `-sum_v target_v log p_v`,
+  differentiated by autodiff. `cross_entropy` uses it when given logits, and the tests
+  check `projected_nll` against it.
+- `projected_nll` takes decoder outputs and the output layer; training uses it
+  (`cross_entropy(..., output_layer=)`). The `[N, V]` logits are the largest tensor of a
+  training step, so projection and loss are differentiated together, by hand: padded
+  positions never reach the projection, the logits are read only by one softmax in the
+  compute dtype (bfloat16 under mixed precision), and the gradient never materializes
+  `softmax - smoothed_target` as an `[N, V]` tensor. With `G = diag(u) P - Q` (`P` the
+  softmax, `u` the incoming gradient per row, `Q = u (other 1^T + on onehot)`), the three
+  products the projection needs are written as
+  `G W = diag(u) (P W) - u other sum_v w_v - u on w_label`,
+  `G^T X = P^T diag(u) X - other 1 (u^T X) - on segment_sum(u X, labels)` and
+  `1^T G = u^T P - other sum(u) - on bincount(labels, u)`: matmuls that read `P` once each,
+  plus `[N, D]` and `[V, D]` corrections computed in float32. Autodiff would instead write
+  a one-hot, the scatter of a gather's gradient and their difference with `P`, each
+  `[N, V]`, and the bias gradient would sum a rounded `[N, V]` tensor.
 """
 
 from __future__ import annotations
@@ -57,49 +56,28 @@ def _smoothing(label_smoothing: float, vocab_size: tf.Tensor) -> tuple[tf.Tensor
 def smoothed_nll(logits: tf.Tensor, labels: tf.Tensor, label_smoothing: float) -> tf.Tensor:
     """Label-smoothed negative log-likelihood of every row, padding or not.
 
+    The textbook formula, differentiated by autodiff: the reference for `projected_nll`.
+
     Args:
         logits: `[N, V]`, any float dtype; computed in float32.
         labels: int `[N]`.
         label_smoothing: epsilon in `[0, 1)`.
 
     Returns:
-        float32 `[N]`; its gradient with respect to `logits` is written by hand (see the
-        module docstring) and has the dtype of `logits`.
+        float32 `[N]`; its gradient with respect to `logits` has the dtype of `logits`.
     """
-
-    @tf.custom_gradient
-    def nll(x):  # x: [N, V]
-        x32 = tf.cast(x, tf.float32)
-        other, on, total = _smoothing(label_smoothing, tf.shape(x)[-1])
-        peak = tf.stop_gradient(tf.reduce_max(x32, axis=-1))  # [N]
-        exps = tf.exp(x32 - peak[:, None])  # [N, V], kept for the gradient
-        exp_sum = tf.reduce_sum(exps, axis=-1)  # [N]
-        log_norm = peak + tf.math.log(exp_sum)
-        label_logit = tf.gather(x32, labels, axis=-1, batch_dims=1)  # [N]
-        # -(on * log p_label + other * sum_v log p_v), log p_v = x_v - log_norm
-        loss = total * log_norm - on * label_logit
-        if label_smoothing:
-            loss -= other * tf.reduce_sum(x32, axis=-1)
-
-        def grad(upstream):  # [N] -> [N, V]: (total * softmax - target) * upstream
-            result = exps * (total * upstream / exp_sum)[:, None]
-            if label_smoothing:
-                result -= (other * upstream)[:, None]
-            # The label's extra `on`, subtracted in place at N positions (no one-hot).
-            rows = tf.range(tf.shape(labels, out_type=labels.dtype)[0])
-            at_labels = tf.stack([rows, labels], axis=1)  # [N, 2]
-            result = tf.tensor_scatter_nd_sub(result, at_labels, on * upstream)
-            return tf.cast(result, x.dtype)
-
-        return loss, grad
-
-    return nll(logits)
+    logits = tf.cast(logits, tf.float32)
+    vocab_size = tf.shape(logits)[-1]
+    off = label_smoothing / tf.cast(vocab_size - 1, tf.float32)  # each non-label class
+    targets = tf.one_hot(labels, vocab_size, on_value=1.0 - label_smoothing, off_value=off)
+    return -tf.reduce_sum(targets * tf.nn.log_softmax(logits), axis=-1)  # [N, V] -> [N]
 
 
 def projected_nll(
     outputs: tf.Tensor, output_layer: OutputLayer, labels: tf.Tensor, label_smoothing: float
 ) -> tf.Tensor:
-    """`smoothed_nll` of `outputs @ W + bias`, projection and loss differentiated together.
+    """`smoothed_nll` of `outputs @ W + bias`, projection and loss differentiated together
+    by hand (see the module docstring).
 
     Args:
         outputs: `[N, D]` decoder outputs in the compute dtype (bfloat16 under mixed
@@ -189,7 +167,7 @@ def cross_entropy(
         label_smoothing: epsilon in `[0, 1)`.
         output_layer: the output projection (`Transformer.output_layer()`); given it, the
             padded positions are dropped before the projection and `projected_nll` computes
-            logits, loss and gradients (the trainer's path).
+            logits, loss and gradients (the training path). Without it, `smoothed_nll`.
 
     Returns:
         `(loss_sum, weight)`: float32 scalars; the mean loss per token is

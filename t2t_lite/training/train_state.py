@@ -172,11 +172,11 @@ class TrainState:
         return total / max(weight, 1.0)
 
     def _loss_sum(self, batch: Batch, training: bool = False) -> tuple[tf.Tensor, tf.Tensor]:
-        outputs = self.model.decode_outputs((batch["source"], batch["target_in"]), training)
+        decoded = self.model.decode_outputs((batch["source"], batch["target_in"]), training)
         # Only non-padding positions go through the [D, V] projection and the loss (9% of
         # the positions of a batch are padding at bucket width 2).
         return cross_entropy(
-            outputs,
+            decoded.outputs,
             batch["target_out"],
             self.cfg.train.label_smoothing,
             output_layer=self.model.output_layer(),

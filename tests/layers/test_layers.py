@@ -4,8 +4,10 @@ import pytest
 import tensorflow as tf
 
 from t2t_lite.layers import (
+    AttentionOutput,
     Decoder,
     DecoderLayer,
+    DecoderOutput,
     Dense,
     Dropout,
     Encoder,
@@ -23,6 +25,8 @@ from tests.helpers import run_serialization_test
 X = tf.random.stateless_normal([2, 5, 8], seed=[1, 2])
 MEMORY = tf.random.stateless_normal([2, 7, 8], seed=[3, 4])
 BLOCK = dict(d_model=8, num_heads=2, d_ff=16, dropout=0.1, attention_dropout=0.1, ffn_dropout=0.1)
+# Three different rates, so a config that swaps or drops one does not round-trip.
+DISTINCT = dict(BLOCK, dropout=0.1, attention_dropout=0.2, ffn_dropout=0.3)
 
 
 def test_padding_mask_true_means_may_attend():
@@ -59,17 +63,17 @@ def test_positional_encoding_offset_continues_the_sequence():
 def test_attention_ignores_masked_keys():
     mha = MultiHeadAttention(num_heads=2, d_model=8, self_attention=False)
     mask = masks.padding_mask(tf.constant([[4, 4, 4, 0, 0, 0, 0], [4, 0, 0, 0, 0, 0, 0]]))
-    out = mha(X, memory=MEMORY, attention_mask=mask)
+    out = mha(X, memory=MEMORY, attention_mask=mask).outputs
     changed = tf.concat([MEMORY[:, :1], MEMORY[:, 1:] * 0 + 9.0], axis=1)
     changed = tf.where(mask[:, 0, 0, :, tf.newaxis], MEMORY, changed)
     np.testing.assert_allclose(
-        out.numpy(), mha(X, memory=changed, attention_mask=mask).numpy(), atol=1e-6
+        out.numpy(), mha(X, memory=changed, attention_mask=mask).outputs.numpy(), atol=1e-6
     )
 
 
 def test_attention_weights_sum_to_one():
     mha = MultiHeadAttention(num_heads=2, d_model=8)
-    _, weights = mha(X, attention_mask=masks.causal_mask(5), return_weights=True)
+    weights = mha(X, attention_mask=masks.causal_mask(5)).weights
     assert weights.shape == [2, 2, 5, 5]
     np.testing.assert_allclose(tf.reduce_sum(weights, -1).numpy(), 1.0, atol=1e-6)
     assert np.all(np.triu(weights.numpy()[0, 0], k=1) == 0)
@@ -77,11 +81,11 @@ def test_attention_weights_sum_to_one():
 
 def test_self_attention_cache_grows_one_step_at_a_time():
     mha = MultiHeadAttention(num_heads=2, d_model=8)
-    full = mha(X, attention_mask=masks.causal_mask(5))
+    full = mha(X, attention_mask=masks.causal_mask(5)).outputs
     cache = {"keys": tf.zeros([2, 2, 0, 4]), "values": tf.zeros([2, 2, 0, 4])}
     steps = []
     for t in range(5):
-        out, cache = mha(X[:, t : t + 1], cache=cache)
+        out, cache, _ = mha(X[:, t : t + 1], cache=cache)
         assert cache["keys"].shape == [2, 2, t + 1, 4]
         steps.append(out)
     np.testing.assert_allclose(tf.concat(steps, 1).numpy(), full.numpy(), atol=1e-5)
@@ -89,9 +93,32 @@ def test_self_attention_cache_grows_one_step_at_a_time():
 
 def test_cross_attention_with_precomputed_memory():
     mha = MultiHeadAttention(num_heads=2, d_model=8, self_attention=False)
-    direct = mha(X, memory=MEMORY)
-    cached = mha(X, memory_kv=mha.project_memory(MEMORY))
+    direct = mha(X, memory=MEMORY).outputs
+    cached = mha(X, memory_kv=mha.project_memory(MEMORY)).outputs
     np.testing.assert_allclose(direct.numpy(), cached.numpy(), atol=1e-6)
+
+
+def test_attention_and_decoder_return_one_structure():
+    """Output, cache (None without one) and attention probabilities, whatever the call."""
+    mha = MultiHeadAttention(num_heads=2, d_model=8)
+    plain = mha(X)
+    assert isinstance(plain, AttentionOutput) and plain.cache is None
+    assert plain.outputs.shape == [2, 5, 8] and plain.weights.shape == [2, 2, 5, 5]
+    cache = {"keys": tf.zeros([2, 2, 3, 4]), "values": tf.zeros([2, 2, 3, 4])}
+    cached = mha(X[:, :1], cache=cache)
+    assert cached.cache["keys"].shape == [2, 2, 4, 4] and cached.weights.shape == [2, 2, 1, 4]
+    cross = MultiHeadAttention(num_heads=2, d_model=8, self_attention=False)
+    assert cross(X, memory=MEMORY).cache is None
+    decoder = Decoder(2, **BLOCK)
+    full = decoder(X, memory=MEMORY)
+    assert isinstance(full, DecoderOutput) and full.cache is None
+    assert full.outputs.shape == [2, 5, 8] and full.attention.shape == [2, 2, 5, 7]
+    np.testing.assert_allclose(tf.reduce_sum(full.attention, -1).numpy(), 1.0, atol=1e-6)
+    step = decoder(X[:, :1], memory=MEMORY, cache=decoder.initial_cache(2))
+    assert isinstance(step, DecoderOutput) and len(step.cache) == 2
+    assert step.cache[1]["keys"].shape == [2, 2, 1, 4] and step.attention.shape == [2, 2, 1, 7]
+    layer_step = decoder.blocks[0](X[:, :1], memory=MEMORY, cache=decoder.initial_cache(2)[0])
+    assert isinstance(layer_step, DecoderOutput) and layer_step.cache["keys"].shape[2] == 1
 
 
 def test_attention_rejects_indivisible_width():
@@ -115,10 +142,10 @@ def test_block_rejects_unknown_norm():
         (MultiHeadAttention(2, 8, self_attention=False), (X,), {"memory": MEMORY}),
         (FeedForward(8, 16, dropout=0.2), (X,), {}),
         (TokenEmbedding(11, 8, output_bias=True), (tf.constant([[1, 2, 0]]),), {}),
-        (EncoderLayer(**BLOCK, norm="post"), (X,), {}),
-        (DecoderLayer(**BLOCK), (X,), {"memory": MEMORY}),
-        (Encoder(2, **BLOCK), (X,), {}),
-        (Decoder(2, **BLOCK, norm="post"), (X,), {"memory": MEMORY}),
+        (EncoderLayer(**DISTINCT, norm="post"), (X,), {}),
+        (DecoderLayer(**DISTINCT), (X,), {"memory": MEMORY}),
+        (Encoder(2, **DISTINCT), (X,), {}),
+        (Decoder(2, **DISTINCT, norm="post"), (X,), {"memory": MEMORY}),
     ],
     ids=lambda v: type(v).__name__ if hasattr(v, "get_config") else "",
 )

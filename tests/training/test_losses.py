@@ -57,8 +57,16 @@ def test_padding_contributes_nothing():
 
 
 def test_bfloat16_logits_are_computed_in_float32():
-    loss_sum, weight = cross_entropy(tf.constant(LOGITS, tf.bfloat16), tf.constant(LABELS), 0.1)
+    bf16 = tf.constant(LOGITS, tf.bfloat16)
+    loss_sum, weight = cross_entropy(bf16, tf.constant(LABELS), 0.1)
     assert loss_sum.dtype == tf.float32 and weight.dtype == tf.float32
+    # The value is the float32 computation on the same (bfloat16-rounded) logits.
+    rounded = tf.cast(bf16, tf.float32)
+    expected_sum, expected_weight = cross_entropy(rounded, tf.constant(LABELS), 0.1)
+    assert loss_sum.numpy() == expected_sum.numpy() and weight.numpy() == expected_weight.numpy()
+    np.testing.assert_allclose(
+        loss_sum.numpy(), by_hand(rounded.numpy(), LABELS, 0.1)[0], rtol=1e-6
+    )
 
 
 @pytest.mark.parametrize("epsilon", [0.0, 0.1])
