@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import types
 import typing
 from typing import Any, Literal, get_args, get_origin
 
@@ -120,7 +121,11 @@ class TrainConfig:
     clip_norm: float = 0.0
     # Sum gradients over this many batches before each update.
     accumulate_steps: int = 1
-    mixed_precision: Literal["none", "bfloat16", "float16"] = "none"
+    # auto: bfloat16 where the hardware computes in it (x86 CPUs with AVX512_BF16 or AMX-BF16,
+    # GPUs of compute capability >= 8.0), float16 with loss scaling on compute capability 7.x,
+    # else none (float32); resolved when training starts (`t2t_lite.hardware`), so a model
+    # directory moved to another machine resolves it there.
+    mixed_precision: Literal["auto", "none", "bfloat16", "float16"] = "auto"
     jit_compile: bool = False
     log_every: int = 100
     save_every: int = 1000
@@ -148,8 +153,10 @@ class DecodeConfig:
     n_best: int = 1
     # Batches searched at the same time, each in its own thread (CTranslate2's inter_threads).
     # On a CPU, 2 batches with 1 intra-op thread each (t2t-translate --intra_threads=1) beat
-    # 1 batch with 2 threads: the decoding step's ops are too small to split well.
-    parallel_batches: int = 1
+    # 1 batch with 2 threads: the decoding step's ops are too small to split well. auto: chosen
+    # for the machine (`t2t_lite.hardware.decode_layout`). Used by `Translator` and validation
+    # during training; t2t-translate and t2t-evaluate take --parallel_batches (default auto).
+    parallel_batches: int | Literal["auto"] = "auto"
 
 
 @dataclasses.dataclass
@@ -185,7 +192,7 @@ class Config:
             )
         if self.train.accumulate_steps < 1:
             raise ConfigError("train.accumulate_steps must be >= 1")
-        if self.decode.parallel_batches < 1:
+        if self.decode.parallel_batches != "auto" and self.decode.parallel_batches < 1:
             raise ConfigError("decode.parallel_batches must be >= 1")
         if self.train.schedule == "warmup_step" and len(self.train.boundaries) != len(
             self.train.factors
@@ -211,9 +218,24 @@ def _section_types(section: str) -> dict[str, Any]:
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
 
 
+def _describe(expected: Any) -> str:
+    """`int` -> "int", `Literal["auto"]` -> "'auto'"."""
+    if get_origin(expected) is Literal:
+        return " or ".join(repr(choice) for choice in get_args(expected))
+    return expected.__name__
+
+
 def _check_value(value: Any, expected: Any, where: str) -> Any:
     """Returns `value` converted to `expected` (int -> float only), or raises ConfigError."""
     origin = get_origin(expected)
+    if origin in (typing.Union, types.UnionType):
+        for option in get_args(expected):
+            try:
+                return _check_value(value, option, where)
+            except ConfigError:
+                pass
+        expected_text = " or ".join(_describe(option) for option in get_args(expected))
+        raise ConfigError(f"{where}: expected {expected_text}, got {value!r}")
     if origin is Literal:
         choices = get_args(expected)
         if value not in choices:

@@ -91,3 +91,18 @@ def test_yaml_round_trip(tmp_path):
     cfg = load_config(os.path.join(CONFIGS, "multi30k_cpu.yaml"))
     path = _write(tmp_path, cfg.to_yaml())
     assert load_config(path) == cfg
+
+
+def test_auto_precision_and_parallel_batches(tmp_path):
+    cfg = load_config(_write(tmp_path, "train:\n  mixed_precision: auto\n"))
+    assert cfg.train.mixed_precision == "auto" and cfg.decode.parallel_batches == "auto"
+    cfg = load_config(
+        _write(tmp_path, "decode:\n  parallel_batches: auto\n"), ["decode.parallel_batches=2"]
+    )
+    assert cfg.decode.parallel_batches == 2
+    with pytest.raises(ConfigError, match="decode.parallel_batches: expected int or 'auto'"):
+        load_config(_write(tmp_path, "decode:\n  parallel_batches: many\n"))
+    for name in ("multi30k_cpu", "multi30k_quick", "base", "big"):
+        assert load_config(os.path.join(CONFIGS, f"{name}.yaml")).train.mixed_precision == "auto"
+    # The tests' preset trains in float32 on every machine.
+    assert load_config(os.path.join(CONFIGS, "tiny.yaml")).train.mixed_precision == "none"

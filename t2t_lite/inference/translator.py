@@ -20,6 +20,7 @@ from absl import logging
 from t2t_lite.config import DecodeConfig
 from t2t_lite.constants import BOS_ID, EOS_ID, PAD_ID
 from t2t_lite.data.text import normalize
+from t2t_lite.hardware import decode_layout
 from t2t_lite.inference.beam_search import BeamSearchOutput, beam_search
 from t2t_lite.transformer import Transformer
 from t2t_lite.vocab import Vocabulary
@@ -158,7 +159,7 @@ class Translator:
         batch_tokens: int | None = None,
         first_line: int = 1,
         max_batch_size: int = 0,
-        parallel_batches: int | None = None,
+        parallel_batches: int | str | None = None,
     ) -> list[list[Hypothesis]]:
         """Translates every line; returns `n_best` hypotheses per line, best first.
 
@@ -168,7 +169,7 @@ class Translator:
         Args:
             lines: source sentences, one per entry.
             beam_size, alpha, n_best, batch_tokens, parallel_batches: override the `decode`
-                defaults.
+                defaults; parallel_batches "auto": `t2t_lite.hardware.decode_layout`.
             first_line: line number of `lines[0]`, for warnings about long lines.
             max_batch_size: at most this many sentences per batch (0 = no limit).
 
@@ -181,6 +182,8 @@ class Translator:
         n_best = n_best or cfg.n_best
         batch_tokens = batch_tokens or cfg.batch_tokens
         parallel_batches = parallel_batches or cfg.parallel_batches
+        if parallel_batches == "auto":
+            parallel_batches = decode_layout().parallel_batches
         if n_best > beam_size:
             raise ValueError(f"n_best={n_best} cannot exceed beam_size={beam_size}")
         start = time.perf_counter()

@@ -27,6 +27,7 @@ import tensorflow as tf
 
 from t2t_lite.config import Config, ConfigError
 from t2t_lite.data import tokens_per_batch
+from t2t_lite.hardware import training_precision
 from t2t_lite.model_dir import build_model
 from t2t_lite.training.losses import cross_entropy, token_weight
 from t2t_lite.training.schedules import make_schedule
@@ -79,6 +80,8 @@ class TrainState:
         strategy: the `tf.distribute.Strategy` whose scope holds the variables.
 
     Attributes:
+        mixed_precision: `train.mixed_precision` resolved for this machine ("none",
+            "bfloat16" or "float16"; `t2t_lite.hardware.resolve_precision`).
         model: the Transformer (built).
         optimizer: Adam (wrapped in a `LossScaleOptimizer` for float16), built.
         step: int64 variable, the number of updates done.
@@ -105,7 +108,8 @@ class TrainState:
         self.cfg = cfg
         self.strategy = strategy
         self.schedule = make_schedule(t, cfg.model.d_model)
-        with dtype_policy(t.mixed_precision), strategy.scope():
+        self.mixed_precision = training_precision(t.mixed_precision)  # "auto" resolved, logged
+        with dtype_policy(self.mixed_precision), strategy.scope():
             self.model = build_model(cfg, src_vocab, tgt_vocab)
             optimizer = keras.optimizers.Adam(
                 learning_rate=self.schedule,
@@ -113,7 +117,7 @@ class TrainState:
                 beta_2=t.adam_beta2,
                 epsilon=t.adam_epsilon,
             )
-            if t.mixed_precision == "float16":
+            if self.mixed_precision == "float16":
                 optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
             optimizer.build(self.model.trainable_variables)
             self.optimizer = optimizer

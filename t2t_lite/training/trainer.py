@@ -51,6 +51,7 @@ from t2t_lite.data import (
     load_pairs,
     make_train_dataset,
 )
+from t2t_lite.hardware import resolve_auto, resolve_precision
 from t2t_lite.inference.translator import Translator
 from t2t_lite.model_dir import checkpoint_step, read_config
 from t2t_lite.training.checkpoints import BestCheckpoint, average_checkpoints
@@ -304,7 +305,7 @@ def _train(
     state.fix_batch_spec(iterator.element_spec)
     summaries = Summaries(model_dir, enabled=chief)
     if start_step == 0:
-        summaries.config(0, cfg.to_yaml())
+        summaries.config(0, resolve_auto(cfg).to_yaml())  # as run here
 
     step, stop_reason, loss, stale = start_step, None, float("nan"), 0
     start = window_start = time.monotonic()
@@ -370,4 +371,4 @@ def _finite(value: float) -> bool:
 
 
 def _loss_scaled(t: TrainConfig) -> bool:
-    return t.mixed_precision == "float16"
+    return resolve_precision(t.mixed_precision)[0] == "float16"

@@ -51,3 +51,5 @@ def test_cli_errors_are_clear(model_dir, tmp_path):
     assert not out.exists() and os.listdir(tmp_path) == ["bad.txt"]
     result = run_cli("translate", f"--model_dir={model_dir}", "--beam_size=0")
     assert result.returncode != 0 and b"--beam_size must be >= 1" in result.stderr
+    result = run_cli("translate", f"--model_dir={model_dir}", "--parallel_batches=0")
+    assert result.returncode != 0 and b"--parallel_batches must be auto or >= 1" in result.stderr
