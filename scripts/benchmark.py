@@ -47,6 +47,8 @@ _COMPARISON_MODEL = [
     "train.batch_tokens=4096",
 ]
 _ANCHOR = os.path.join(_REPO, "..", "shared", "bench", "onmt_anchor.sh")
+# The data dir when T2T_DATA_DIR is unset and it exists (as scripts/env.sh).
+_SHARED_DATA = os.path.normpath(os.path.join(_REPO, "..", "shared", "data"))
 
 
 def _train_state(args: argparse.Namespace):
@@ -73,9 +75,10 @@ def _train_state(args: argparse.Namespace):
 
 
 def _batches(cfg, src_vocab, tgt_vocab, work_dir):
-    from t2t_lite.data import train_dataset
+    from t2t_lite.data import cached_train_pairs, make_train_dataset
 
-    return iter(train_dataset(cfg, src_vocab, tgt_vocab, os.path.join(work_dir, "data_cache")))
+    pairs = cached_train_pairs(cfg, src_vocab, tgt_vocab, os.path.join(work_dir, "data_cache"))
+    return iter(make_train_dataset(pairs, cfg.train, source_eos=cfg.model.source_eos))
 
 
 def benchmark_train(args: argparse.Namespace) -> list[dict]:
@@ -424,6 +427,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", help="also write all rows to this file")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if not os.environ.get("T2T_DATA_DIR") and os.path.isdir(_SHARED_DATA):
+        os.environ["T2T_DATA_DIR"] = _SHARED_DATA
     if args.command in ("decode", "scaling") and not args.model_dir:
         parser.error(f"{args.command} needs --model_dir (a trained model, e.g. runs/quickstart)")
     plan = {
