@@ -107,6 +107,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    common.use_shared_data()
     command = " ".join(["python", "scripts/benchmark.py"] + (argv or sys.argv[1:]))
     print(f"{command}\nmachine: {common.machine_line()}\ncommit: {common.commit()}", flush=True)
     from t2t_lite.config import ConfigError

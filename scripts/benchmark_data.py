@@ -24,6 +24,8 @@ from t2t_lite.data import cached_train_pairs, check_sources, load_pairs, make_tr
 from t2t_lite.vocab import build_vocabularies
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The data dir when T2T_DATA_DIR is unset and it exists (as scripts/env.sh).
+_SHARED_DATA = os.path.normpath(os.path.join(_REPO, "..", "shared", "data"))
 
 CONFIG = flags.DEFINE_string(
     "config", os.path.join(_REPO, "configs", "multi30k_cpu.yaml"), "Configuration preset."
@@ -100,6 +102,8 @@ def benchmark(work_dir: str) -> None:
 
 def main(argv: list[str]) -> None:
     del argv
+    if not os.environ.get("T2T_DATA_DIR") and os.path.isdir(_SHARED_DATA):
+        os.environ["T2T_DATA_DIR"] = _SHARED_DATA
     if WORK_DIR.value:
         benchmark(WORK_DIR.value)
         return

@@ -52,6 +52,6 @@ done
 echo "Multi30k task 1 (en-de) is in $DEST:"
 ls -l "$DEST"
 if [[ -z "${T2T_DATA_DIR:-}" ]]; then
-  echo "t2t_lite looks there when T2T_DATA_DIR is unset and there is no ../shared/data beside"
-  echo "the repository; to be explicit: export T2T_DATA_DIR=$(dirname "$DEST")"
+  echo "t2t_lite looks there when T2T_DATA_DIR is unset; to be explicit:"
+  echo "export T2T_DATA_DIR=$(dirname "$DEST")"
 fi

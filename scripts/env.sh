@@ -1,8 +1,15 @@
 # Sourced by the other scripts: creates (once) and activates the project's virtual
-# environment in .venv, with t2t_lite installed in editable mode with its test extra.
+# environment in .venv, with t2t_lite installed in editable mode with its test extra, and
+# exports T2T_DATA_DIR when the data sits beside the checkout.
 # A fresh machine needs only Python >= 3.10 and pip.
 set -euo pipefail
 T2T_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# The data dir (relative data.* paths, Multi30k): $T2T_DATA_DIR if set, else shared/data beside
+# the checkout if it exists (t2t_lite itself then falls back to ~/.cache/t2t_lite/data).
+if [[ -z "${T2T_DATA_DIR:-}" && -d "$T2T_ROOT/../shared/data" ]]; then
+  T2T_DATA_DIR="$(cd "$T2T_ROOT/../shared/data" && pwd)"
+  export T2T_DATA_DIR
+fi
 T2T_VENV="${T2T_VENV:-$T2T_ROOT/.venv}"
 PYTHON="${PYTHON:-python3}"
 if [[ ! -x "$T2T_VENV/bin/python" ]]; then

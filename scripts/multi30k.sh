@@ -7,8 +7,9 @@
 # The full recipe: bash scripts/multi30k.sh configs/multi30k_cpu.yaml runs/m30k   (about 1 hour)
 # The quickstart:  bash scripts/quickstart.sh                                    (about 15 minutes)
 #
-# Data: $T2T_DATA_DIR/multi30k, else ../shared/data/multi30k, else ~/.cache/t2t_lite/data/multi30k,
-# else it is downloaded there by scripts/download_multi30k.sh (research use only; see that script).
+# Data: $T2T_DATA_DIR/multi30k, else ../shared/data/multi30k beside the checkout (scripts/env.sh
+# exports it), else ~/.cache/t2t_lite/data/multi30k, else it is downloaded into the data dir by
+# scripts/download_multi30k.sh (research use only; see that script).
 source "$(dirname "$0")/env.sh"
 
 if [[ $# -lt 2 ]]; then

@@ -75,7 +75,7 @@ class DataConfig:
 
     source: Literal["text", "tfds"] = "text"
     # Parallel text files (plain or .gz). Relative paths are resolved against the data dir
-    # (`$T2T_DATA_DIR`, else `../shared/data`), then the current directory.
+    # (`$T2T_DATA_DIR`, else `~/.cache/t2t_lite/data`), then the current directory.
     train_src: str = ""
     train_tgt: str = ""
     valid_src: str = ""

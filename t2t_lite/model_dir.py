@@ -75,10 +75,20 @@ def build_model(cfg: Config, src_vocab: Vocabulary, tgt_vocab: Vocabulary) -> Tr
     return model
 
 
+def read_weights(model: Transformer, prefix: str) -> None:
+    """Reads the model weights of checkpoint `prefix` into a built `model` (anything else the
+    checkpoint holds, such as the optimizer, is skipped)."""
+    tf.train.Checkpoint(model=model).read(prefix).expect_partial().assert_existing_objects_matched()
+
+
 def load_model(
     model_dir: str, checkpoint: str = ""
 ) -> tuple[Transformer, Config, Vocabulary, Vocabulary, str]:
     """Reads config, vocabularies and weights from a model directory.
+
+    Args:
+        model_dir: the model directory.
+        checkpoint: which checkpoint: a choice or a prefix (see `find_checkpoint`).
 
     Returns:
         `(model, config, source_vocab, target_vocab, checkpoint_prefix)`.
@@ -87,5 +97,5 @@ def load_model(
     src_vocab, tgt_vocab = load_vocabularies(model_dir)
     model = build_model(cfg, src_vocab, tgt_vocab)
     prefix = find_checkpoint(model_dir, checkpoint)
-    tf.train.Checkpoint(model=model).read(prefix).expect_partial().assert_existing_objects_matched()
+    read_weights(model, prefix)
     return model, cfg, src_vocab, tgt_vocab, prefix

@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import itertools
 import os
+import random
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -114,14 +115,19 @@ def train_sentencepiece(cfg: VocabConfig, texts: Iterable[str], seed: int = 0) -
     Args:
         cfg: model type, size, character coverage and sentence sample size.
         texts: training sentences, one per item.
-        seed: seed of SentencePiece's sentence sampling (used when there are more than
+        seed: seed of the sentence sampling (used when there are more than
             `cfg.input_sentence_size` sentences).
 
     Raises:
         ValueError: SentencePiece rejected the input, e.g. `cfg.size` is too large for the text.
     """
+    texts = list(texts)
+    if 0 < cfg.input_sentence_size < len(texts):
+        # Sampled here: SentencePiece's own sampling ignores spm.set_random_generator_seed.
+        # Given exactly input_sentence_size sentences, it keeps them all.
+        keep = sorted(random.Random(seed).sample(range(len(texts)), cfg.input_sentence_size))
+        texts = [texts[i] for i in keep]
     model = io.BytesIO()
-    spm.set_random_generator_seed(seed)
     try:
         spm.SentencePieceTrainer.train(
             sentence_iterator=iter(texts),

@@ -12,6 +12,16 @@ import tensorflow as tf
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = os.path.join(REPO, "configs")
 
+
+def real_data_dir() -> str | None:
+    """Where tests that use real corpora find them: the data dir, else shared/data beside the
+    checkout (where `scripts/env.sh` points `T2T_DATA_DIR`); None if neither exists."""
+    from t2t_lite.data import data_dir
+
+    beside = os.path.normpath(os.path.join(REPO, "..", "shared", "data"))
+    return data_dir() or (beside if os.path.isdir(beside) else None)
+
+
 # Inputs that must each give exactly one output line, in order.
 AWKWARD = [
     "a dog runs",

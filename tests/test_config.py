@@ -1,3 +1,4 @@
+import glob
 import os
 
 import pytest
@@ -5,21 +6,33 @@ import pytest
 from t2t_lite.config import ConfigError, apply_overrides, config_diff, load_config
 from tests.helpers import CONFIGS
 
-PRESETS = ["tiny", "multi30k_cpu", "base", "big"]
+PRESETS = sorted(glob.glob(os.path.join(CONFIGS, "*.yaml")))
 
 
-@pytest.mark.parametrize("name", PRESETS)
-def test_presets_load(name):
-    cfg = load_config(os.path.join(CONFIGS, f"{name}.yaml"))
+def test_every_preset_is_tested():
+    names = {os.path.basename(path).removesuffix(".yaml") for path in PRESETS}
+    assert {"tiny", "multi30k_cpu", "multi30k_quick", "base", "big"} <= names
+
+
+@pytest.mark.parametrize("path", PRESETS, ids=os.path.basename)
+def test_presets_load(path):
+    cfg = load_config(path)
     assert cfg.model.d_model % cfg.model.num_heads == 0
 
 
-def test_base_and_big_match_vaswani():
-    base = load_config(os.path.join(CONFIGS, "base.yaml")).model
-    assert (base.num_encoder_layers, base.d_model, base.d_ff, base.num_heads) == (6, 512, 2048, 8)
-    assert base.dropout == 0.1
-    big = load_config(os.path.join(CONFIGS, "big.yaml")).model
-    assert (big.d_model, big.d_ff, big.num_heads, big.dropout) == (1024, 4096, 16, 0.3)
+@pytest.mark.parametrize(
+    ("name", "d_model", "d_ff", "num_heads", "dropout"),
+    [("base", 512, 2048, 8, 0.1), ("big", 1024, 4096, 16, 0.3)],
+)
+def test_base_and_big_match_vaswani(name, d_model, d_ff, num_heads, dropout):
+    cfg = load_config(os.path.join(CONFIGS, f"{name}.yaml"))
+    m, t = cfg.model, cfg.train
+    assert (m.num_encoder_layers, m.num_decoder_layers) == (6, 6)
+    assert (m.d_model, m.d_ff, m.num_heads, m.dropout) == (d_model, d_ff, num_heads, dropout)
+    assert (t.schedule, t.warmup_steps, t.label_smoothing) == ("transformer", 4000, 0.1)
+    assert (t.adam_beta1, t.adam_beta2, t.adam_epsilon) == (0.9, 0.98, 1e-9)
+    # Pre-norm where the paper has post-norm: the reason is given beside `norm:` in the preset.
+    assert m.norm == "pre"
 
 
 def _write(tmp_path, text):

@@ -7,8 +7,9 @@ import pytest
 
 from t2t_lite.config import Config
 from t2t_lite.constants import BOS_ID, EOS_ID, PAD_ID
-from t2t_lite.data import data_dir, normalize, read_lines
+from t2t_lite.data import normalize, read_lines
 from t2t_lite.vocab import Vocabulary, build_vocabularies, load_vocabularies, train_sentencepiece
+from tests.helpers import real_data_dir
 
 EN = ["a", "the", "dog", "cat", "man", "woman", "runs", "sits", "on", "in", "red", "street"]
 DE = ["ein", "der", "hund", "katze", "mann", "frau", "läuft", "sitzt", "auf", "große", "straße"]
@@ -68,6 +69,11 @@ def test_training_is_deterministic(shared):
     again = train_sentencepiece(tiny_config().vocab, SRC + TGT, seed=Config().train.seed)
     with open(shared[0].path, "rb") as f:
         assert f.read() == again
+    # 200 of the 600 sentences: the seed chooses them.
+    sampled = tiny_config(input_sentence_size=200).vocab
+    first = train_sentencepiece(sampled, SRC + TGT, seed=1)
+    assert first != train_sentencepiece(sampled, SRC + TGT, seed=2)
+    assert first == train_sentencepiece(sampled, SRC + TGT, seed=1)
 
 
 def test_separate_layout_replaces_shared(shared, tmp_path):
@@ -118,9 +124,9 @@ def test_load_without_vocabulary_names_dir(tmp_path):
 
 
 def test_multi30k_validation_round_trip(tmp_path):
-    root = data_dir()
+    root = real_data_dir()
     if root is None or not os.path.isfile(os.path.join(root, "multi30k", "train.en")):
-        pytest.skip("Multi30k not found in the data dir")
+        pytest.skip("Multi30k not found in the data dir or beside the checkout")
     path = os.path.join(root, "multi30k", "{}")
     train = read_lines(path.format("train.en")) + read_lines(path.format("train.de"))
     start = time.perf_counter()

@@ -3,12 +3,9 @@
 import os
 
 import numpy as np
-import tensorflow as tf
 
 from t2t_lite.config import Config, load_config
-from t2t_lite.constants import CHECKPOINTS
-from t2t_lite.model_dir import build_model, read_config
-from t2t_lite.vocab import load_vocabularies
+from t2t_lite.model_dir import load_model
 from tests.helpers import CONFIGS, made_up_sentences
 
 
@@ -36,8 +33,5 @@ def copy_task_config(directory, *overrides: str) -> Config:
 
 def checkpoint_weights(model_dir: str) -> list[np.ndarray]:
     """The trainable weights of the latest checkpoint in `<model_dir>/checkpoints`."""
-    cfg = read_config(model_dir)
-    model = build_model(cfg, *load_vocabularies(model_dir))
-    prefix = tf.train.latest_checkpoint(os.path.join(model_dir, CHECKPOINTS))
-    tf.train.Checkpoint(model=model).read(prefix).expect_partial().assert_existing_objects_matched()
+    model, *_ = load_model(model_dir, "latest")
     return [v.numpy() for v in model.trainable_variables]

@@ -8,6 +8,14 @@ import platform
 import subprocess
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# The data dir when T2T_DATA_DIR is unset and it exists beside the checkout (as scripts/env.sh).
+SHARED_DATA = os.path.normpath(os.path.join(REPO, "..", "shared", "data"))
+
+
+def use_shared_data() -> None:
+    """Points T2T_DATA_DIR at the data beside the checkout when it is unset and that exists."""
+    if not os.environ.get("T2T_DATA_DIR") and os.path.isdir(SHARED_DATA):
+        os.environ["T2T_DATA_DIR"] = SHARED_DATA
 
 # The CPU flags that decide which kernels TensorFlow uses here (bfloat16 needs AVX512_BF16).
 _ISA_FLAGS = {"avx2": "AVX2", "avx512f": "AVX-512F", "avx512_bf16": "AVX512_BF16"}

@@ -49,7 +49,7 @@ def train_state(args: argparse.Namespace):
     import tensorflow as tf
 
     from t2t_lite.config import load_config
-    from t2t_lite.data import check_sources, load_pairs, train_dataset
+    from t2t_lite.data import cached_train_pairs, check_sources, load_pairs, make_train_dataset
     from t2t_lite.training.train_state import TrainState
     from t2t_lite.vocab import build_vocabularies, load_vocabularies
 
@@ -64,7 +64,8 @@ def train_state(args: argparse.Namespace):
     keras.utils.set_random_seed(cfg.train.seed)
     state = TrainState(cfg, src_vocab, tgt_vocab, tf.distribute.get_strategy())
     cache = os.path.join(args.work_dir, "data_cache")
-    batches = iter(train_dataset(cfg, src_vocab, tgt_vocab, cache))
+    pairs = cached_train_pairs(cfg, src_vocab, tgt_vocab, cache)
+    batches = iter(make_train_dataset(pairs, cfg.train, source_eos=cfg.model.source_eos))
     return cfg, state, batches
 
 

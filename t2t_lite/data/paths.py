@@ -1,8 +1,7 @@
 """Where data files are looked up: the data dir, then the current directory.
 
-The data dir is `$T2T_DATA_DIR` when set. Otherwise it is the first existing one of
-`<repo>/../shared/data` (found relative to this package, then to the current directory) and
-`~/.cache/t2t_lite/data` (where `scripts/download_multi30k.sh` puts its files).
+The data dir is `$T2T_DATA_DIR` when set, else `~/.cache/t2t_lite/data` (where
+`scripts/download_multi30k.sh` puts its files) if it exists.
 """
 
 from __future__ import annotations
@@ -12,23 +11,16 @@ import os
 from t2t_lite.data.errors import DataError
 
 ENV_VAR = "T2T_DATA_DIR"
-_REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def _candidates() -> list[str]:
-    return [
-        os.path.normpath(os.path.join(_REPO, "..", "shared", "data")),
-        os.path.abspath(os.path.join("..", "shared", "data")),
-        os.path.expanduser(os.path.join("~", ".cache", "t2t_lite", "data")),
-    ]
 
 
 def data_dir() -> str | None:
-    """The data dir (see the module docstring), or None when no candidate exists."""
+    """The data dir (see the module docstring), or None when it is not set and the cache
+    directory does not exist."""
     env = os.environ.get(ENV_VAR)
     if env:
         return os.path.abspath(os.path.expanduser(env))
-    return next((d for d in _candidates() if os.path.isdir(d)), None)
+    cache = os.path.expanduser(os.path.join("~", ".cache", "t2t_lite", "data"))
+    return cache if os.path.isdir(cache) else None
 
 
 def resolve_path(path: str) -> str:

@@ -10,24 +10,24 @@ Every batch is a dict of int32 tensors, padded with `PAD_ID`:
 each batch: `B * S <= budget` and `B * T <= budget`.
 
 Example:
-    >>> ds = train_dataset(cfg, src_vocab, tgt_vocab, cache_dir="runs/m/data_cache")
-    >>> batch = next(iter(ds))
+    >>> pairs = cached_train_pairs(cfg, src_vocab, tgt_vocab, cache_dir="runs/m/data_cache")
+    >>> batch = next(iter(make_train_dataset(pairs, cfg.train)))
     >>> batch["source"].shape   # e.g. [96, 12]
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from t2t_lite.config import Config, TrainConfig
+from t2t_lite.config import TrainConfig
 from t2t_lite.constants import BOS_ID, EOS_ID, PAD_ID
+from t2t_lite.data.batching import greedy_batch_bounds
 from t2t_lite.data.errors import DataError
-from t2t_lite.data.token_pairs import TokenPairs, cached_train_pairs
-from t2t_lite.vocab import Vocabulary
+from t2t_lite.data.token_pairs import TokenPairs
 
 Batch = dict[str, tf.Tensor]
 AUTOTUNE = tf.data.AUTOTUNE
@@ -179,55 +179,6 @@ def _finish(dataset: tf.data.Dataset) -> tf.data.Dataset:
     return dataset.with_options(options)
 
 
-def train_dataset(
-    cfg: Config,
-    src_vocab: Vocabulary,
-    tgt_vocab: Vocabulary,
-    cache_dir: str | None,
-    input_context: tf.distribute.InputContext | None = None,
-    repeat: bool = True,
-) -> tf.data.Dataset:
-    """The training batches: tokenized once (cached in `cache_dir`), shuffled, bucketed.
-
-    Args:
-        cfg: the configuration; `cfg.data` says where the pairs come from and how long they
-            may be, `cfg.train` how to batch and shuffle them.
-        src_vocab: source vocabulary.
-        tgt_vocab: target vocabulary.
-        cache_dir: directory for the tokenized-data cache, e.g. `<model_dir>/data_cache`;
-            None tokenizes every time.
-        input_context: see `make_train_dataset`.
-        repeat: False gives exactly one pass over the data.
-
-    Returns:
-        An infinite (unless `repeat=False`) dataset of batches as described in the module
-        docstring.
-
-    Raises:
-        DataError: bad input files or settings (see `load_pairs` and `make_train_dataset`).
-    """
-    pairs = cached_train_pairs(cfg, src_vocab, tgt_vocab, cache_dir)
-    return make_train_dataset(
-        pairs, cfg.train, input_context, repeat, source_eos=cfg.model.source_eos
-    )
-
-
-def greedy_batch_bounds(lengths: np.ndarray, batch_tokens: int) -> list[tuple[int, int]]:
-    """Splits examples, in order, into `[start, end)` runs that fit the token budget.
-
-    An example longer than the budget gets a batch of its own.
-    """
-    bounds, start, longest = [], 0, 0
-    for i, length in enumerate(lengths.tolist()):
-        longest = max(longest, length)
-        if i > start and (i - start + 1) * longest > batch_tokens:
-            bounds.append((start, i))
-            start, longest = i, length
-    if len(lengths):
-        bounds.append((start, len(lengths)))
-    return bounds
-
-
 def make_eval_dataset(
     pairs: TokenPairs, batch_tokens: int, source_eos: bool = True
 ) -> tf.data.Dataset:
@@ -253,26 +204,6 @@ def make_eval_dataset(
     ends = np.array([b[1] for b in bounds], np.int64)
     dataset = tf.data.Dataset.from_tensor_slices((starts, ends)).map(batch)
     return _finish(dataset.prefetch(AUTOTUNE))
-
-
-def eval_dataset(
-    src_ids: Sequence[Sequence[int]],
-    tgt_ids: Sequence[Sequence[int]],
-    batch_tokens: int,
-    source_eos: bool = True,
-) -> tf.data.Dataset:
-    """Batches of the given pairs in their order, each exactly once (no shuffle, no repeat).
-
-    Args:
-        src_ids: source piece ids per sentence, e.g. `src_vocab.encode(sources)`.
-        tgt_ids: target piece ids per sentence, aligned with `src_ids`.
-        batch_tokens: token budget per batch (see `make_eval_dataset`).
-        source_eos: end sources with EOS (`model.source_eos`).
-
-    Returns:
-        A finite dataset of batches as described in the module docstring.
-    """
-    return make_eval_dataset(TokenPairs.from_lists(src_ids, tgt_ids), batch_tokens, source_eos)
 
 
 def tokens_per_batch(batch: Batch) -> tf.Tensor:

@@ -82,7 +82,8 @@ def load_pairs(cfg: DataConfig, split: str) -> tuple[list[str], list[str]]:
     return src, tgt
 
 
-def _file_sha256(path: str) -> str:
+def file_sha256(path: str) -> str:
+    """The SHA-256 of a file's bytes, as hex (read in chunks)."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -105,5 +106,5 @@ def source_fingerprint(cfg: DataConfig, split: str) -> str:
             "data_dir": builder.data_dir,
         }
     else:
-        parts = {"text": [_file_sha256(p) for p in _text_paths(cfg, split)]}
+        parts = {"text": [file_sha256(p) for p in _text_paths(cfg, split)]}
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()

@@ -12,16 +12,16 @@ import hashlib
 import itertools
 import json
 import os
-import tempfile
 import time
 from collections.abc import Sequence
 
 import numpy as np
 from absl import logging
 
+from t2t_lite.atomic import atomic_open
 from t2t_lite.config import Config
 from t2t_lite.data.errors import DataError
-from t2t_lite.data.sources import load_pairs, source_fingerprint
+from t2t_lite.data.sources import file_sha256, load_pairs, source_fingerprint
 from t2t_lite.vocab import Vocabulary
 
 _CACHE_FORMAT = 1
@@ -100,14 +100,8 @@ class TokenPairs:
 
     def save(self, path: str) -> None:
         """Writes an `.npz` file atomically (temporary file, then rename)."""
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".tmp-", suffix=".npz")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **dataclasses.asdict(self))
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        with atomic_open(path, binary=True) as f:
+            np.savez(f, **dataclasses.asdict(self))
 
     @classmethod
     def load(cls, path: str) -> TokenPairs:
@@ -147,11 +141,6 @@ def filter_by_length(
     return pairs.select(keep), int(len(pairs) - keep.sum())
 
 
-def _file_digest(path: str) -> str:
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
-
-
 def cached_train_pairs(
     cfg: Config, src_vocab: Vocabulary, tgt_vocab: Vocabulary, cache_dir: str | None
 ) -> TokenPairs:
@@ -173,7 +162,7 @@ def cached_train_pairs(
     key = {
         "format": _CACHE_FORMAT,
         "data": source_fingerprint(data, "train"),
-        "vocab": [_file_digest(src_vocab.path), _file_digest(tgt_vocab.path)],
+        "vocab": [file_sha256(src_vocab.path), file_sha256(tgt_vocab.path)],
         "max_lengths": [data.max_src_length, data.max_tgt_length],
     }
     name = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]

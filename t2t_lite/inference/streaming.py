@@ -10,7 +10,8 @@ from typing import BinaryIO, TextIO
 
 from absl import logging
 
-from t2t_lite.data.text import decode_line
+from t2t_lite.atomic import AtomicFile
+from t2t_lite.data.text import decode_line, normalize
 from t2t_lite.inference.translator import Hypothesis, Translator
 
 
@@ -56,12 +57,10 @@ def format_hypotheses(index: int, hyps: list[Hypothesis], n_best: int) -> str:
     `INDEX ||| TRANSLATION ||| SCORE`, with the 0-based input line index, best first.
     """
 
-    def clean(text: str) -> str:  # one output line per hypothesis, whatever the model emits
-        return " ".join(text.split())
-
+    # Normalized: one output line per hypothesis, whatever the model emits.
     if n_best == 1:
-        return clean(hyps[0].text) + "\n"
-    return "".join(f"{index} ||| {clean(h.text)} ||| {h.score:.4f}\n" for h in hyps)
+        return normalize(hyps[0].text) + "\n"
+    return "".join(f"{index} ||| {normalize(h.text)} ||| {h.score:.4f}\n" for h in hyps)
 
 
 def translate_stream(
@@ -88,25 +87,28 @@ def translate_stream(
     return done
 
 
-def open_output(path: str) -> tuple[TextIO, str | None]:
-    """`(file, temp_path)`: stdout for "-", else a temporary file beside `path` that
-    `finish_output` renames into place, so a failed run never leaves a partial output."""
+def open_output(path: str) -> tuple[TextIO, AtomicFile | None]:
+    """`(file, pending)`: stdout for "-" (`pending` None), else an `AtomicFile` beside `path`
+    that `finish_output` renames into place, so a failed run never leaves a partial output.
+
+    Raises:
+        FileNotFoundError: the directory of `path` does not exist.
+    """
     if path == "-":
         return sys.stdout, None
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"output directory does not exist: {directory}")
-    temp = f"{path}.tmp{os.getpid()}"
-    return open(temp, "w", encoding="utf-8"), temp
+    pending = AtomicFile(path)
+    return pending.file, pending
 
 
-def finish_output(file: TextIO, temp: str | None, path: str, ok: bool) -> None:
-    """Closes the output; renames the temporary file into place if `ok`, else removes it."""
-    if temp is None:
+def finish_output(file: TextIO, pending: AtomicFile | None, path: str, ok: bool) -> None:
+    """Completes `open_output`: renames the file into place if `ok`, else removes it (stdout
+    is only flushed). `path` is the one given to `open_output`."""
+    if pending is None:
         file.flush()
-        return
-    file.close()
-    if ok:
-        os.replace(temp, path)
+    elif ok:
+        pending.commit()
     else:
-        os.remove(temp)
+        pending.discard()

@@ -19,6 +19,7 @@ from absl import logging
 
 from t2t_lite.config import DecodeConfig
 from t2t_lite.constants import BOS_ID, EOS_ID, PAD_ID
+from t2t_lite.data.batching import length_batches
 from t2t_lite.data.text import normalize
 from t2t_lite.hardware import decode_layout
 from t2t_lite.inference.beam_search import BeamSearchOutput, beam_search
@@ -228,28 +229,3 @@ class Translator:
         """The best translation of every line (see `translate_nbest` for the arguments)."""
         kwargs["n_best"] = 1
         return [hyps[0].text for hyps in self.translate_nbest(lines, **kwargs)]
-
-
-def length_batches(
-    indices: Sequence[int], lengths: Sequence[int], batch_tokens: int, max_batch_size: int = 0
-) -> list[list[int]]:
-    """Groups `indices` by similar length so each batch's padded size fits `batch_tokens`.
-
-    Sentences are sorted by length (longest first, so the first batch shows the worst case);
-    a batch grows while `batch_size * longest_length <= batch_tokens` (and, if
-    `max_batch_size` > 0, while it has fewer than `max_batch_size` sentences); a sentence
-    longer than the budget forms a batch of its own.
-    """
-    order = sorted(range(len(indices)), key=lambda j: -lengths[j])
-    batches, current, longest = [], [], 0
-    for j in order:
-        longest_if_added = max(longest, lengths[j])
-        full = max_batch_size and len(current) >= max_batch_size
-        if current and (full or (len(current) + 1) * longest_if_added > batch_tokens):
-            batches.append(current)
-            current, longest_if_added = [], lengths[j]
-        current.append(indices[j])
-        longest = longest_if_added
-    if current:
-        batches.append(current)
-    return batches

@@ -18,8 +18,7 @@ from absl import logging
 
 from t2t_lite.atomic import write_file_atomic
 from t2t_lite.constants import AVERAGED, BEST, BEST_JSON, CHECKPOINTS
-from t2t_lite.model_dir import build_model, checkpoint_step, read_config
-from t2t_lite.vocab import load_vocabularies
+from t2t_lite.model_dir import checkpoint_step, load_model, read_weights
 
 
 def read_best(model_dir: str) -> dict | None:
@@ -95,20 +94,17 @@ def average_checkpoints(model_dir: str, n: int) -> str:
     if state is None or not state.all_model_checkpoint_paths:
         raise FileNotFoundError(f"no checkpoint to average in {model_dir}/{CHECKPOINTS}")
     prefixes = list(state.all_model_checkpoint_paths)[-n:]
-    cfg = read_config(model_dir)
-    src_vocab, tgt_vocab = load_vocabularies(model_dir)
-    model = build_model(cfg, src_vocab, tgt_vocab)
-    checkpoint = tf.train.Checkpoint(model=model)
+    model, *_ = load_model(model_dir, prefixes[0])
     variables = model.trainable_variables
-    sums = [np.zeros(v.shape, np.float64) for v in variables]
-    for prefix in prefixes:
-        checkpoint.read(prefix).expect_partial().assert_existing_objects_matched()
+    sums = [variable.numpy().astype(np.float64) for variable in variables]
+    for prefix in prefixes[1:]:
+        read_weights(model, prefix)
         for total, variable in zip(sums, variables, strict=True):
             total += variable.numpy()
     for total, variable in zip(sums, variables, strict=True):
         variable.assign((total / len(prefixes)).astype(variable.dtype))
     manager = tf.train.CheckpointManager(
-        checkpoint, os.path.join(model_dir, AVERAGED), max_to_keep=1
+        tf.train.Checkpoint(model=model), os.path.join(model_dir, AVERAGED), max_to_keep=1
     )
     prefix = manager.save(checkpoint_number=checkpoint_step(prefixes[-1]))
     logging.info(

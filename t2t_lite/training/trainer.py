@@ -47,8 +47,8 @@ from t2t_lite.data import (
     TokenPairs,
     cached_train_pairs,
     check_sources,
-    eval_dataset,
     load_pairs,
+    make_eval_dataset,
     make_train_dataset,
 )
 from t2t_lite.hardware import resolve_auto, resolve_precision
@@ -135,7 +135,8 @@ class _Validation:
         self.sources, self.refs = sources, refs
         src_ids = [ids[: cfg.data.max_src_length - 1] for ids in src_vocab.encode(sources)]
         tgt_ids = [ids[: cfg.data.max_tgt_length - 1] for ids in tgt_vocab.encode(refs)]
-        self.dataset = eval_dataset(src_ids, tgt_ids, cfg.train.batch_tokens, cfg.model.source_eos)
+        pairs = TokenPairs.from_lists(src_ids, tgt_ids)
+        self.dataset = make_eval_dataset(pairs, cfg.train.batch_tokens, cfg.model.source_eos)
         self.first = (src_ids[0] + [EOS_ID] * cfg.model.source_eos, [BOS_ID] + tgt_ids[0])
         # One translator for the whole run: its search is traced once, not at every evaluation.
         self.translator = Translator(state.model, src_vocab, tgt_vocab, cfg.decode)

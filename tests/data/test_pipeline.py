@@ -11,13 +11,14 @@ from t2t_lite.constants import BOS_ID, EOS_ID, PAD_ID
 from t2t_lite.data import (
     DataError,
     TokenPairs,
-    eval_dataset,
+    cached_train_pairs,
+    make_eval_dataset,
     make_train_dataset,
     tokens_per_batch,
-    train_dataset,
 )
 from t2t_lite.data import token_pairs as token_pairs_module
-from t2t_lite.data.pipeline import bucket_uppers, example_lengths, greedy_batch_bounds
+from t2t_lite.data.batching import greedy_batch_bounds
+from t2t_lite.data.pipeline import bucket_uppers, example_lengths
 from t2t_lite.data.token_pairs import filter_by_length
 from t2t_lite.vocab import build_vocabularies
 
@@ -156,20 +157,21 @@ def test_filter_by_length_counts_eos():
 
 
 def test_eval_dataset_keeps_order_and_budget():
-    batches = one_pass(eval_dataset(SRC, TGT, 256), 256)
+    batches = one_pass(make_eval_dataset(PAIRS, 256), 256)
     assert sum(batches, []) == list(range(N))
-    assert list(eval_dataset(SRC, TGT, 256).as_numpy_iterator())[0]["source"].dtype == np.int32
+    assert list(make_eval_dataset(PAIRS, 256).as_numpy_iterator())[0]["source"].dtype == np.int32
 
 
 def test_eval_dataset_gives_an_over_long_pair_its_own_batch():
-    src, tgt = [[5] * 3, [6] * 30, [7] * 3], [[5], [6], [7]]
-    shapes = [b["source"].shape.as_list() for b in eval_dataset(src, tgt, 20)]
+    pairs = TokenPairs.from_lists([[5] * 3, [6] * 30, [7] * 3], [[5], [6], [7]])
+    shapes = [b["source"].shape.as_list() for b in make_eval_dataset(pairs, 20)]
     assert shapes == [[1, 4], [1, 31], [1, 4]]
 
 
 @pytest.mark.parametrize("source_eos", [True, False])
 def test_tokens_per_batch_counts_non_padding(source_eos):
-    batch = next(iter(eval_dataset([[5, 6], [7]], [[8], [9, 10, 11]], 100, source_eos)))
+    pairs = TokenPairs.from_lists([[5, 6], [7]], [[8], [9, 10, 11]])
+    batch = next(iter(make_eval_dataset(pairs, 100, source_eos)))
     eos = [3] * source_eos
     np.testing.assert_array_equal(batch["source"], [[5, 6, *eos], [7, *eos, 0]])
     np.testing.assert_array_equal(batch["target_out"], [[8, 3, 0, 0], [9, 10, 11, 3]])
@@ -188,7 +190,7 @@ def test_token_pairs_save_load_and_select(tmp_path):
     assert [int(picked.src_values[o]) - 4 for o in picked.src_splits[:-1]] == list(range(0, N, 3))
 
 
-def test_train_dataset_tokenizes_once_then_reads_the_cache(tmp_path, monkeypatch, caplog):
+def test_train_pairs_are_tokenized_once_then_read_from_the_cache(tmp_path, monkeypatch, caplog):
     words = ["a", "dog", "runs", "the", "cat", "sits", "on", "mat", "red", "big"]
     rng = np.random.default_rng(0)
     lines = [" ".join(rng.choice(words, rng.integers(1, 12))) for _ in range(200)]
@@ -206,18 +208,19 @@ def test_train_dataset_tokenizes_once_then_reads_the_cache(tmp_path, monkeypatch
     vocab, _ = build_vocabularies(cfg, tmp_path / "model", lines, [])
     cache = str(tmp_path / "model" / "data_cache")
 
-    def count(dataset):
-        return sum(int(b["source"].shape[0]) for b in dataset)
+    def count(pairs):
+        batches = make_train_dataset(pairs, cfg.train, repeat=False)
+        return sum(int(b["source"].shape[0]) for b in batches)
 
     with caplog.at_level(logging.INFO):
-        assert count(train_dataset(cfg, vocab, vocab, cache, repeat=False)) == 198
+        assert count(cached_train_pairs(cfg, vocab, vocab, cache)) == 198
     assert "dropped 2 longer than 30 (source) or 30 (target)" in caplog.text
 
     def no_reading(*args):
         raise AssertionError("the cache should have been used")
 
     monkeypatch.setattr(token_pairs_module, "load_pairs", no_reading)
-    assert count(train_dataset(cfg, vocab, vocab, cache, repeat=False)) == 198
+    assert count(cached_train_pairs(cfg, vocab, vocab, cache)) == 198
     cfg.data.max_tgt_length = 31  # a different cache key: tokenizes again
     with pytest.raises(AssertionError, match="cache"):
-        train_dataset(cfg, vocab, vocab, cache)
+        cached_train_pairs(cfg, vocab, vocab, cache)

@@ -3,6 +3,8 @@
 import gzip
 import logging
 import os
+import shutil
+import subprocess
 
 import pytest
 import tensorflow_datasets as tfds
@@ -10,15 +12,17 @@ import tensorflow_datasets as tfds
 from t2t_lite.config import Config, DataConfig
 from t2t_lite.data import (
     DataError,
+    cached_train_pairs,
     check_sources,
     data_dir,
     load_pairs,
+    make_train_dataset,
     read_lines,
     resolve_path,
     tokens_per_batch,
-    train_dataset,
 )
 from t2t_lite.vocab import build_vocabularies
+from tests.helpers import REPO
 
 SRC = ["A dog runs.", " Two\tmen  sit\u00a0down. ", "", "A red house.", "Hi"]
 TGT = ["Ein Hund läuft.", "Zwei Männer setzen sich.", "Leer", "Ein rotes Haus.", ""]
@@ -94,26 +98,70 @@ def test_missing_file_fails_the_check(tmp_path, monkeypatch):
 
 def test_resolve_path_tries_data_dir_then_cwd(tmp_path, monkeypatch):
     (tmp_path / "data" / "corpus").mkdir(parents=True)
-    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "corpus").mkdir(parents=True)
     in_data = write(tmp_path / "data" / "corpus" / "a.txt", ["x"])
+    write(tmp_path / "work" / "corpus" / "a.txt", ["other"])  # the same name: the data dir wins
     in_cwd = write(tmp_path / "work" / "b.txt", ["y"])
     monkeypatch.setenv("T2T_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.chdir(tmp_path / "work")
     assert data_dir() == str(tmp_path / "data")
     assert resolve_path("corpus/a.txt") == in_data
+    assert read_lines(resolve_path("corpus/a.txt")) == ["x"]
     assert resolve_path("b.txt") == in_cwd
     assert resolve_path(in_data) == in_data
     with pytest.raises(DataError, match="c.txt"):
         resolve_path("c.txt")
 
 
-def test_default_data_dir_is_shared_data_beside_the_repo(monkeypatch):
+def test_default_data_dir_is_the_cache_and_nothing_beside_the_repo(tmp_path, monkeypatch):
     monkeypatch.delenv("T2T_DATA_DIR", raising=False)
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    expected = os.path.normpath(os.path.join(repo, "..", "shared", "data"))
-    if not os.path.isdir(expected):
-        pytest.skip(f"{expected} does not exist on this machine")
-    assert data_dir() == expected
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    # shared/data beside the working directory (and, on some machines, beside this checkout)
+    # is the scripts' business, not the package's.
+    (tmp_path / "shared" / "data").mkdir(parents=True)
+    (tmp_path / "repo").mkdir()
+    monkeypatch.chdir(tmp_path / "repo")
+    assert data_dir() is None
+    with pytest.raises(DataError, match=r"set \$T2T_DATA_DIR"):
+        resolve_path("multi30k/train.en")
+    cache = tmp_path / "home" / ".cache" / "t2t_lite" / "data"
+    cache.mkdir(parents=True)
+    assert data_dir() == str(cache)
+    monkeypatch.setenv("T2T_DATA_DIR", "~/elsewhere")
+    assert data_dir() == str(tmp_path / "home" / "elsewhere")
+
+
+def source_env_sh(checkout, **env) -> str:
+    """`$T2T_DATA_DIR` as exported by `scripts/env.sh` (a copy in `checkout`, with a stand-in
+    virtual environment) sourced with `env`; "unset" if it is not exported."""
+    (checkout / "scripts").mkdir(parents=True)
+    shutil.copy(os.path.join(REPO, "scripts", "env.sh"), checkout / "scripts")
+    (checkout / "pyproject.toml").touch()
+    os.utime(checkout / "pyproject.toml", (0, 0))  # older than the stamp: nothing to install
+    venv = checkout / ".venv" / "bin"
+    venv.mkdir(parents=True)
+    (venv / "python").touch(mode=0o755)
+    (venv / "activate").touch()
+    (checkout / ".venv" / ".t2t_installed").touch()
+    script = "source scripts/env.sh && (printenv T2T_DATA_DIR || echo unset)"  # as exported
+    result = subprocess.run(
+        ["bash", "-c", script],
+        cwd=checkout,
+        env={"PATH": os.environ["PATH"], "HOME": str(checkout), **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return result.stdout.strip()
+
+
+def test_scripts_use_shared_data_beside_the_checkout_unless_told(tmp_path):
+    assert source_env_sh(tmp_path / "a" / "repo") == "unset"
+    (tmp_path / "b" / "shared" / "data").mkdir(parents=True)
+    assert source_env_sh(tmp_path / "b" / "repo") == str(tmp_path / "b" / "shared" / "data")
+    given = {"T2T_DATA_DIR": str(tmp_path / "mine")}
+    (tmp_path / "c" / "shared" / "data").mkdir(parents=True)
+    assert source_env_sh(tmp_path / "c" / "repo", **given) == str(tmp_path / "mine")
 
 
 def tfds_config(**overrides):
@@ -143,11 +191,15 @@ def test_tfds_source_yields_batches(tmp_path):
     cfg.vocab.size = 30
     cfg.train.batch_tokens = 200
     with tfds.testing.mock_data(num_examples=40, policy=tfds.testing.MockPolicy.USE_CODE):
+        raw = tfds.load(cfg.data.tfds_name, split="train", shuffle_files=False)
+        pt = [" ".join(example["pt"].decode().split()) for example in tfds.as_numpy(raw)]
         src, tgt = load_pairs(cfg.data, "train")
         valid = load_pairs(cfg.data, "valid")
         vocab, _ = build_vocabularies(cfg, tmp_path, src, tgt)
-        batches = list(train_dataset(cfg, vocab, vocab, str(tmp_path / "cache"), repeat=False))
+        pairs = cached_train_pairs(cfg, vocab, vocab, str(tmp_path / "cache"))
+        batches = list(make_train_dataset(pairs, cfg.train, repeat=False))
     assert len(src) == len(tgt) == len(valid[0]) == 40
+    assert src == pt  # pt_to_en: Portuguese is the source side
     assert all(s and s == " ".join(s.split()) for s in src + tgt)
     assert sum(int(b["source"].shape[0]) for b in batches) == 40
     assert sum(int(tokens_per_batch(b)) for b in batches) > 80

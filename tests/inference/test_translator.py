@@ -5,7 +5,8 @@ import pytest
 import tensorflow as tf
 
 from t2t_lite.constants import BOS_ID, EOS_ID
-from t2t_lite.inference.translator import Translator, length_batches
+from t2t_lite.data.batching import length_batches
+from t2t_lite.inference.translator import Translator
 from t2t_lite.model_dir import load_model
 from tests.helpers import AWKWARD, made_up_sentences, make_model_dir
 

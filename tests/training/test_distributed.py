@@ -23,7 +23,7 @@ SCRIPT = textwrap.dedent(
     tf.config.set_logical_device_configuration(
         cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
     )
-    from t2t_lite.data import eval_dataset
+    from t2t_lite.data import TokenPairs, make_eval_dataset
     from t2t_lite.training.train_state import TrainState
     from t2t_lite.vocab import build_vocabularies
     from tests.helpers import made_up_sentences
@@ -37,7 +37,8 @@ SCRIPT = textwrap.dedent(
     vocab, _ = build_vocabularies(cfg, sys.argv[1] + "/model", texts, texts)
     ids = vocab.encode(texts[:16])
     # Two global batches of 16 sentences; the halves have different token counts.
-    batches = [b for b in eval_dataset(ids[:8] + ids[8:], ids[::-1], 10_000)]
+    pairs = TokenPairs.from_lists(ids[:8] + ids[8:], ids[::-1])
+    batches = [b for b in make_eval_dataset(pairs, 10_000)]
     batches = batches + batches[:1]
 
     def run(strategy, split):
