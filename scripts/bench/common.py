@@ -17,6 +17,7 @@ def use_shared_data() -> None:
     if not os.environ.get("T2T_DATA_DIR") and os.path.isdir(SHARED_DATA):
         os.environ["T2T_DATA_DIR"] = SHARED_DATA
 
+
 # The CPU flags that decide which kernels TensorFlow uses here (bfloat16 needs AVX512_BF16).
 _ISA_FLAGS = {"avx2": "AVX2", "avx512f": "AVX-512F", "avx512_bf16": "AVX512_BF16"}
 
