@@ -139,6 +139,23 @@ class TrainConfig:
     average_last: int = 0
 
 
+# The keys that cannot change the weights of the updates already done: on resume they may
+# differ from the model directory's saved configuration (e.g. more `train.steps`).
+RESUMABLE_KEYS = frozenset(
+    {
+        "train.steps",
+        "train.max_minutes",
+        "train.log_every",
+        "train.save_every",
+        "train.keep_checkpoints",
+        "train.eval_every",
+        "train.eval_sentences",
+        "train.early_stopping",
+        "train.average_last",
+    }
+)
+
+
 @dataclasses.dataclass
 class DecodeConfig:
     """The `decode:` section: defaults for translation (flags of t2t-translate override)."""

@@ -1,9 +1,10 @@
-"""Training progress: absl log lines and TensorBoard summaries in `logs/train`, `logs/valid`.
+"""TensorBoard summaries of a training run, in `logs/train` and `logs/valid`.
 
 Scalars (TensorBoard tags): train `loss`, `learning_rate`, `grad_norm`, `tokens_per_sec`;
 valid `loss`, `bleu`. Text: the resolved `config` (once) and `samples` (source, reference,
 hypothesis). Image: `attention`, the last decoder layer's attention over the source for one
-validation sentence, averaged over heads.
+validation sentence, averaged over heads. The progress log line comes from
+`t2t_lite.training.progress`.
 """
 
 from __future__ import annotations
@@ -11,41 +12,8 @@ from __future__ import annotations
 import os
 
 import tensorflow as tf
-from absl import logging
 
 from t2t_lite.constants import LOGS
-
-
-def format_duration(seconds: float) -> str:
-    """`3725` -> `"1h02m05s"`, `65` -> `"1m05s"`, `5` -> `"5s"`."""
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m{secs:02d}s"
-    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
-
-
-def log_progress(
-    step: int,
-    total: int,
-    loss: float,
-    learning_rate: float,
-    tokens_per_sec: float,
-    elapsed: float,
-    remaining: float,
-) -> None:
-    """One progress line, e.g. `step 100/3000 loss 5.123 lr 2.4e-04 12,345 tok/s ...`."""
-    logging.info(
-        "step %d/%d  loss %.4f  lr %.3e  %s tok/s  elapsed %s  left %s",
-        step,
-        total,
-        loss,
-        learning_rate,
-        f"{tokens_per_sec:,.0f}",
-        format_duration(elapsed),
-        format_duration(remaining),
-    )
 
 
 def attention_image(attention: tf.Tensor) -> tf.Tensor:

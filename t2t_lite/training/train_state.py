@@ -1,13 +1,13 @@
 """What training updates and checkpoints: model, optimizer, step; and the one train step.
 
-`TrainState.train_step` is a single `tf.function`: the trainer traces it once for the
-dataset's `[None, None]` batch spec (`fix_batch_spec`); otherwise `reduce_retracing=True` makes
-batches of new bucket shapes reuse a generalized trace. Under a
-`tf.distribute` strategy every replica computes the gradient of its share of the loss, the
-loss sum being divided once by the GLOBAL number of target tokens (an all-reduced count), so
-the update does not depend on how many replicas share the global batch. The step also sums
-the replicas' votes to stop (`t2t_lite.training.stopping`), so all workers stop after the
-same update.
+`TrainState.train_step` is a single `tf.function`, built once: the trainer traces it for the
+dataset's `[None, None]` batch spec before the first update (`trace_train_step`), and every
+batch runs that trace; without it, `reduce_retracing=True` makes batches of new bucket shapes
+reuse a generalized trace. Under a `tf.distribute` strategy every replica computes the
+gradient of its share of the loss, the loss sum being divided once by the GLOBAL number of
+target tokens (an all-reduced count), so the update does not depend on how many replicas
+share the global batch. The step also sums the replicas' votes to stop
+(`t2t_lite.training.stopping`), so all workers stop after the same update.
 
 Example:
     >>> state = TrainState(cfg, src_vocab, tgt_vocab, strategy)
@@ -132,20 +132,19 @@ class TrainState:
         self._train_step = tf.function(self._step, reduce_retracing=True, jit_compile=t.jit_compile)
         self._eval_step = tf.function(self._loss_sum, reduce_retracing=True)
 
-    def fix_batch_spec(self, batch_spec) -> None:
-        """Traces the train step once, for batches of `batch_spec`, instead of per shape.
+    def trace_train_step(self, batch_spec) -> None:
+        """Traces the train step for batches of `batch_spec`, before the first update.
 
         `batch_spec` is e.g. a distributed iterator's `element_spec` (`[None, None]` shapes).
-        Every update then runs the same graph, so a run resumed from a checkpoint rounds as
-        an uninterrupted run does; a first trace specialized to one batch's shape rounds
-        differently, which shows in the attention key biases (their gradient is rounding
-        noise, which Adam scales up to full-size steps).
+        A batch whose spec this trace covers runs it rather than a new trace, so every update
+        runs the same graph and a run resumed from a checkpoint rounds as an uninterrupted
+        run does; a first trace specialized to one batch's shape rounds differently, which
+        shows in the attention key biases (their gradient is rounding noise, which Adam
+        scales up to full-size steps).
         """
         votes = tf.TensorSpec([len(STOP_REASONS)], tf.float32)
-        signature = [(batch_spec,) * self.cfg.train.accumulate_steps, votes]
-        self._train_step = tf.function(
-            self._step, input_signature=signature, jit_compile=self.cfg.train.jit_compile
-        )
+        batches = (batch_spec,) * self.cfg.train.accumulate_steps
+        self._train_step.get_concrete_function(batches, votes)
 
     @property
     def learning_rate(self) -> float:

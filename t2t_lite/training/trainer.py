@@ -4,8 +4,13 @@ A fresh directory gets `config.yaml` (written atomically) and the vocabularies; 
 with a `config.yaml` is resumed from its latest checkpoint at the exact step, with optimizer
 state, learning rate and data order intact (the training batches already consumed are
 skipped). A saved configuration that differs in a key that can change the weights is refused
-unless `overwrite_config=True`; `RESUMABLE_KEYS` may change freely (e.g. raising
-`train.steps` to train longer).
+unless `overwrite_config=True`; `t2t_lite.config.RESUMABLE_KEYS` may change freely (e.g.
+raising `train.steps` to train longer).
+
+Each update of the loop goes: the train step (`TrainState.train_step`), the check for a NaN
+or Inf loss, every `train.log_every` updates the progress line and training scalars
+(`t2t_lite.training.progress`), every `train.eval_every` validation, every
+`train.save_every` a checkpoint, then the stop votes.
 
 Training stops after `train.steps` updates, or early, one update after any of: a SIGINT or
 SIGTERM, `train.max_minutes` passed, validation BLEU not improved for `train.early_stopping`
@@ -31,9 +36,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import os
 import shutil
-import time
+from collections.abc import Iterator
 
 import keras
 import sacrebleu
@@ -41,7 +47,7 @@ import tensorflow as tf
 from absl import logging
 
 from t2t_lite.atomic import write_file_atomic
-from t2t_lite.config import Config, ConfigError, TrainConfig, config_diff
+from t2t_lite.config import RESUMABLE_KEYS, Config, ConfigError, config_diff
 from t2t_lite.constants import BOS_ID, CHECKPOINTS, CONFIG_FILE, DATA_CACHE, EOS_ID
 from t2t_lite.data import (
     TokenPairs,
@@ -55,27 +61,13 @@ from t2t_lite.hardware import resolve_auto, resolve_precision
 from t2t_lite.inference.translator import Translator
 from t2t_lite.model_dir import checkpoint_step, read_config
 from t2t_lite.training.checkpoints import BestCheckpoint, average_checkpoints
+from t2t_lite.training.progress import Progress
 from t2t_lite.training.stopping import StopRequests, agreed_reason
-from t2t_lite.training.summaries import Summaries, log_progress
-from t2t_lite.training.train_state import TrainState
+from t2t_lite.training.summaries import Summaries
+from t2t_lite.training.train_state import StepStats, TrainState
 from t2t_lite.training.workers import check_agreement, is_chief, make_strategy, write_dir
 from t2t_lite.vocab import Vocabulary, build_vocabularies, load_vocabularies
 
-# Keys that cannot change the weights of the steps already taken: they may differ from the
-# saved config on resume without --overwrite_config.
-RESUMABLE_KEYS = frozenset(
-    {
-        "train.steps",
-        "train.max_minutes",
-        "train.log_every",
-        "train.save_every",
-        "train.keep_checkpoints",
-        "train.eval_every",
-        "train.eval_sentences",
-        "train.early_stopping",
-        "train.average_last",
-    }
-)
 NUM_SAMPLES = 3
 
 
@@ -118,8 +110,38 @@ def check_resume_config(saved: Config, cfg: Config, overwrite_config: bool) -> l
     return changes
 
 
+@dataclasses.dataclass(frozen=True)
+class _Run:
+    """What `train` prepares in the model directory before training starts.
+
+    Attributes:
+        cfg: the resolved configuration.
+        model_dir: the model directory.
+        strategy: the `tf.distribute.Strategy` training runs under.
+        chief: whether this worker writes into `model_dir` (see `t2t_lite.training.workers`).
+        src_vocab: source vocabulary.
+        tgt_vocab: target vocabulary.
+        pairs: the tokenized training pairs.
+        write_config: whether `config.yaml` is new or changed (written once the latest
+            checkpoint is known to fit the configuration).
+    """
+
+    cfg: Config
+    model_dir: str
+    strategy: tf.distribute.Strategy
+    chief: bool
+    src_vocab: Vocabulary
+    tgt_vocab: Vocabulary
+    pairs: TokenPairs
+    write_config: bool
+
+
 class _Validation:
-    """Validation loss, greedy BLEU, samples and an attention heatmap for TensorBoard."""
+    """Validation loss and greedy BLEU, the best model, and whether BLEU stopped improving.
+
+    Each evaluation writes the scores, sample translations and an attention heatmap to
+    TensorBoard and keeps the model with the best BLEU (`BestCheckpoint`).
+    """
 
     def __init__(
         self,
@@ -127,22 +149,21 @@ class _Validation:
         state: TrainState,
         src_vocab: Vocabulary,
         tgt_vocab: Vocabulary,
-        sources: list[str],
-        refs: list[str],
+        best: BestCheckpoint,
     ):
-        self.cfg, self.state = cfg, state
-        self.src_vocab, self.tgt_vocab = src_vocab, tgt_vocab
-        self.sources, self.refs = sources, refs
-        src_ids = [ids[: cfg.data.max_src_length - 1] for ids in src_vocab.encode(sources)]
-        tgt_ids = [ids[: cfg.data.max_tgt_length - 1] for ids in tgt_vocab.encode(refs)]
+        self.cfg, self.state, self.best = cfg, state, best
+        self.sources, self.refs = load_pairs(cfg.data, "valid")
+        src_ids = [ids[: cfg.data.max_src_length - 1] for ids in src_vocab.encode(self.sources)]
+        tgt_ids = [ids[: cfg.data.max_tgt_length - 1] for ids in tgt_vocab.encode(self.refs)]
         pairs = TokenPairs.from_lists(src_ids, tgt_ids)
         self.dataset = make_eval_dataset(pairs, cfg.train.batch_tokens, cfg.model.source_eos)
         self.first = (src_ids[0] + [EOS_ID] * cfg.model.source_eos, [BOS_ID] + tgt_ids[0])
         # One translator for the whole run: its search is traced once, not at every evaluation.
         self.translator = Translator(state.model, src_vocab, tgt_vocab, cfg.decode)
+        self.stale = 0  # evaluations since BLEU last improved
 
-    def __call__(self, step: int, summaries: Summaries) -> tuple[float, float]:
-        """Returns `(valid_loss, bleu)` and writes them with samples to TensorBoard."""
+    def __call__(self, step: int, summaries: Summaries) -> None:
+        """Evaluates the model after update `step`; writes the results to `summaries`."""
         loss = self.state.eval_loss(self.dataset)
         count = self.cfg.train.eval_sentences or len(self.sources)
         hyps = self.translator.translate(self.sources[:count], beam_size=1)
@@ -152,7 +173,13 @@ class _Validation:
         _, attention = self.state.model((src, tgt_in), return_attention=True)  # [1, H, T, S]
         summaries.valid(step, {"loss": loss, "bleu": bleu}, samples, attention)
         logging.info("step %d  valid loss %.4f  BLEU %.2f (%d sentences)", step, loss, bleu, count)
-        return loss, bleu
+        self.stale = 0 if self.best.update(step, bleu, loss) else self.stale + 1
+
+    @property
+    def stalled(self) -> bool:
+        """BLEU has not improved for `train.early_stopping` evaluations (never if that is 0)."""
+        patience = self.cfg.train.early_stopping
+        return bool(patience) and self.stale >= patience
 
 
 class _Cleanup:
@@ -185,12 +212,12 @@ def _prepare_model_dir(
     overwrite_config: bool,
     strategy: tf.distribute.Strategy,
     chief: bool,
-) -> tuple[Vocabulary, Vocabulary, TokenPairs, bool]:
+) -> _Run:
     """The run's vocabularies and tokenized training pairs, and whether to write config.yaml.
 
     The chief builds the vocabularies of a fresh directory and tokenizes the training data
     (or reads it from `data_cache/`); the other workers wait for it, then read both from the
-    model directory. config.yaml is written by the caller once the model and any checkpoint
+    model directory. config.yaml is written by the trainer once the model and any checkpoint
     have been loaded, so a checkpoint that does not fit a changed config leaves the saved
     config as it was.
     """
@@ -210,7 +237,17 @@ def _prepare_model_dir(
     if not chief:
         vocabs = load_vocabularies(model_dir)
         pairs = cached_train_pairs(cfg, *vocabs, cache_dir)  # a cache hit
-    return (*vocabs, pairs, fresh or bool(changes))
+    src_vocab, tgt_vocab = vocabs
+    return _Run(
+        cfg=cfg,
+        model_dir=model_dir,
+        strategy=strategy,
+        chief=chief,
+        src_vocab=src_vocab,
+        tgt_vocab=tgt_vocab,
+        pairs=pairs,
+        write_config=fresh or bool(changes),
+    )
 
 
 def _restore(state: TrainState, model_dir: str) -> str | None:
@@ -255,121 +292,121 @@ def train(
     chief = is_chief(strategy)
     cleanup = _Cleanup(model_dir)
     try:
-        prepared = _prepare_model_dir(cfg, model_dir, overwrite_config, strategy, chief)
+        run = _prepare_model_dir(cfg, model_dir, overwrite_config, strategy, chief)
         with write_dir(model_dir, chief) as out_dir:
-            return _train(cfg, model_dir, out_dir, strategy, chief, *prepared)
+            return _Trainer(run, out_dir)()
     except BaseException:
         if chief:
             cleanup()
         raise
 
 
-def _train(
-    cfg: Config,
-    model_dir: str,
-    out_dir: str,
-    strategy: tf.distribute.Strategy,
-    chief: bool,
-    src_vocab: Vocabulary,
-    tgt_vocab: Vocabulary,
-    pairs: TokenPairs,
-    write_config: bool,
-) -> TrainResult:
-    t = cfg.train
-    keras.utils.set_random_seed(t.seed)
-    state = TrainState(cfg, src_vocab, tgt_vocab, strategy)
-    last_saved = _restore(state, model_dir)
-    start_step = int(state.step.numpy())
-    check_agreement(strategy, "the step to start from", start_step)
-    if write_config and chief:
-        write_file_atomic(os.path.join(model_dir, CONFIG_FILE), cfg.to_yaml())
-    # Every worker saves (tf.distribute); a non-chief worker into its temporary `out_dir`.
-    manager = tf.train.CheckpointManager(
-        state.checkpoint, os.path.join(out_dir, CHECKPOINTS), max_to_keep=t.keep_checkpoints
-    )
+class _Trainer:
+    """One worker's training: the state restored from `run.model_dir`, then the loop.
 
-    validation = None
-    if t.eval_every:
-        sources, refs = load_pairs(cfg.data, "valid")
-        validation = _Validation(cfg, state, src_vocab, tgt_vocab, sources, refs)
-    best_checkpoint = tf.train.Checkpoint(model=state.model, step=state.step)
-    best = BestCheckpoint(model_dir, best_checkpoint, scratch_dir=None if chief else out_dir)
+    Args:
+        run: what `train` prepared.
+        out_dir: where this worker saves its checkpoints (`run.model_dir` for the chief).
+    """
+
+    def __init__(self, run: _Run, out_dir: str):
+        cfg, t = run.cfg, run.cfg.train
+        self.run = run
+        keras.utils.set_random_seed(t.seed)
+        self.state = TrainState(cfg, run.src_vocab, run.tgt_vocab, run.strategy)
+        self.last_saved = _restore(self.state, run.model_dir)
+        self.start_step = int(self.state.step.numpy())
+        check_agreement(run.strategy, "the step to start from", self.start_step)
+        if run.write_config and run.chief:
+            write_file_atomic(os.path.join(run.model_dir, CONFIG_FILE), cfg.to_yaml())
+        # Every worker saves (tf.distribute); a non-chief worker into its temporary `out_dir`.
+        self.manager = tf.train.CheckpointManager(
+            self.state.checkpoint,
+            os.path.join(out_dir, CHECKPOINTS),
+            max_to_keep=t.keep_checkpoints,
+        )
+        self.best = BestCheckpoint(
+            run.model_dir,
+            tf.train.Checkpoint(model=self.state.model, step=self.state.step),
+            scratch_dir=None if run.chief else out_dir,
+        )
+        self.validation = None
+        if t.eval_every:
+            self.validation = _Validation(cfg, self.state, run.src_vocab, run.tgt_vocab, self.best)
+        self.iterator = _train_batches(run, self.start_step)
+        self.state.trace_train_step(self.iterator.element_spec)
+        self.summaries = Summaries(run.model_dir, enabled=run.chief)
+        if self.start_step == 0:
+            self.summaries.config(0, resolve_auto(cfg).to_yaml())  # as run here
+
+    def __call__(self) -> TrainResult:
+        """Trains until `train.steps` or an agreed stop request; saves; returns how it ended."""
+        t, state, validation = self.run.cfg.train, self.state, self.validation
+        step, stop_reason = self.start_step, None
+        progress = Progress(t.steps, t.max_minutes)
+        with StopRequests() as requests, contextlib.closing(self.summaries):
+            while step < t.steps and stop_reason is None:
+                batches = [next(self.iterator) for _ in range(t.accumulate_steps)]
+                stats = state.train_step(batches, requests.votes())
+                step += 1
+                self._check_finite(step, stats)
+                state.step.assign(step)
+                progress.update(step, stats)
+                if step % t.log_every == 0 or step == t.steps:
+                    report = progress.report(state.learning_rate)
+                    logging.info(report.log_line())
+                    report.write_summaries(self.summaries)
+                if validation and step % t.eval_every == 0:
+                    validation(step, self.summaries)
+                    requests.early_stopping = validation.stalled
+                if step % t.save_every == 0:
+                    self.last_saved = self.manager.save(checkpoint_number=step)
+                requests.time_up = progress.time_up
+                # This step's votes were cast before it: every worker stops after the same step.
+                stop_reason = agreed_reason(stats.stop_votes)
+        return self._finish(step, stop_reason or "steps", progress.loss)
+
+    def _check_finite(self, step: int, stats: StepStats) -> None:
+        """Raises FloatingPointError if update `step` has a NaN or Inf loss or gradient norm.
+
+        With a float16 loss scale a non-finite gradient norm is expected now and then: the
+        optimizer skips that update and lowers the scale.
+        """
+        loss_scaled = resolve_precision(self.run.cfg.train.mixed_precision)[0] == "float16"
+        if math.isfinite(stats.loss) and (math.isfinite(stats.grad_norm) or loss_scaled):
+            return
+        raise FloatingPointError(
+            f"step {step}: the loss is {stats.loss} and the gradient norm {stats.grad_norm}; "
+            f"training stopped without saving, the last checkpoint ({self.last_saved or 'none'}) "
+            "is intact. Lower train.learning_rate or set train.clip_norm."
+        )
+
+    def _finish(self, step: int, stop_reason: str, loss: float) -> TrainResult:
+        """Saves the last update (unless saved already), averages checkpoints if asked."""
+        t = self.run.cfg.train
+        if self.last_saved is None or checkpoint_step(self.last_saved) != step:
+            self.last_saved = self.manager.save(checkpoint_number=step)
+        logging.info(
+            "Training stopped at step %d (%s); checkpoint %s", step, stop_reason, self.last_saved
+        )
+        interrupted = stop_reason in ("SIGINT", "SIGTERM")
+        if interrupted:
+            logging.info("Run the same command again to resume from step %d", step)
+        if self.run.chief and t.average_last > 1 and not interrupted:
+            average_checkpoints(self.run.model_dir, t.average_last)
+        best_bleu = self.best.bleu if self.best.bleu != float("-inf") else None
+        return TrainResult(step, stop_reason, loss, self.last_saved, best_bleu)
+
+
+def _train_batches(run: _Run, start_step: int) -> Iterator:
+    """The distributed training batches, from the first one after update `start_step`."""
+    t = run.cfg.train
 
     def dataset_fn(ctx: tf.distribute.InputContext) -> tf.data.Dataset:
         per_pipeline = ctx.num_replicas_in_sync // ctx.num_input_pipelines
         consumed = start_step * t.accumulate_steps * per_pipeline
         return make_train_dataset(
-            pairs, t, input_context=ctx, skip=consumed, source_eos=cfg.model.source_eos
+            run.pairs, t, input_context=ctx, skip=consumed, source_eos=run.cfg.model.source_eos
         )
 
-    iterator = iter(strategy.distribute_datasets_from_function(dataset_fn))
-    state.fix_batch_spec(iterator.element_spec)
-    summaries = Summaries(model_dir, enabled=chief)
-    if start_step == 0:
-        summaries.config(0, resolve_auto(cfg).to_yaml())  # as run here
-
-    step, stop_reason, loss, stale = start_step, None, float("nan"), 0
-    start = window_start = time.monotonic()
-    window_tokens, window_steps = 0.0, 0
-    with StopRequests() as requests, contextlib.closing(summaries):
-        while step < t.steps and stop_reason is None:
-            batches = [next(iterator) for _ in range(t.accumulate_steps)]
-            stats = state.train_step(batches, requests.votes())
-            step, loss = step + 1, stats.loss
-            if not (_finite(stats.loss) and (_finite(stats.grad_norm) or _loss_scaled(t))):
-                raise FloatingPointError(
-                    f"step {step}: the loss is {stats.loss} and the gradient norm "
-                    f"{stats.grad_norm}; training stopped without saving, the last checkpoint "
-                    f"({last_saved or 'none'}) is intact. Lower train.learning_rate or set "
-                    "train.clip_norm."
-                )
-            state.step.assign(step)
-            window_tokens += stats.tokens
-            window_steps += 1
-            elapsed = time.monotonic() - start
-            if step % t.log_every == 0 or step == t.steps:
-                now = time.monotonic()
-                tokens_per_sec = window_tokens / max(now - window_start, 1e-9)
-                per_step = (now - window_start) / window_steps
-                remaining = (t.steps - step) * per_step
-                if t.max_minutes:
-                    remaining = min(remaining, max(t.max_minutes * 60 - elapsed, 0.0))
-                lr = state.learning_rate
-                log_progress(step, t.steps, loss, lr, tokens_per_sec, elapsed, remaining)
-                summaries.train(
-                    step,
-                    {
-                        "loss": loss,
-                        "learning_rate": lr,
-                        "grad_norm": stats.grad_norm,
-                        "tokens_per_sec": tokens_per_sec,
-                    },
-                )
-                window_start, window_tokens, window_steps = now, 0.0, 0
-            if validation and step % t.eval_every == 0:
-                valid_loss, bleu = validation(step, summaries)
-                stale = 0 if best.update(step, bleu, valid_loss) else stale + 1
-                requests.early_stopping = bool(t.early_stopping) and stale >= t.early_stopping
-            if step % t.save_every == 0:
-                last_saved = manager.save(checkpoint_number=step)
-            requests.time_up = bool(t.max_minutes) and elapsed >= t.max_minutes * 60
-            # This step's votes were cast before it: every worker stops after the same step.
-            stop_reason = agreed_reason(stats.stop_votes)
-    stop_reason = stop_reason or "steps"
-    if last_saved is None or checkpoint_step(last_saved) != step:
-        last_saved = manager.save(checkpoint_number=step)
-    logging.info("Training stopped at step %d (%s); checkpoint %s", step, stop_reason, last_saved)
-    if stop_reason in ("SIGINT", "SIGTERM"):
-        logging.info("Run the same command again to resume from step %d", step)
-    if chief and t.average_last > 1 and stop_reason not in ("SIGINT", "SIGTERM"):
-        average_checkpoints(model_dir, t.average_last)
-    best_bleu = best.bleu if best.bleu != float("-inf") else None
-    return TrainResult(step, stop_reason, loss, last_saved, best_bleu)
-
-
-def _finite(value: float) -> bool:
-    return value == value and abs(value) != float("inf")
-
-
-def _loss_scaled(t: TrainConfig) -> bool:
-    return resolve_precision(t.mixed_precision)[0] == "float16"
+    return iter(run.strategy.distribute_datasets_from_function(dataset_fn))
