@@ -110,6 +110,15 @@ def main(argv: list[str] | None = None) -> None:
     common.use_shared_data()
     command = " ".join(["python", "scripts/benchmark.py"] + (argv or sys.argv[1:]))
     print(f"{command}\nmachine: {common.machine_line()}\ncommit: {common.commit()}", flush=True)
+    report = common.machine_report()
+    decoding = report["decoding"]
+    print(
+        f"precision (auto): {report['precision']['auto']} ({report['precision']['reason']}); "
+        f"decoding (auto): {decoding['parallel_batches']} batches x {decoding['intra_threads']} "
+        f"intra-op threads; matmul peak GFLOP/s: "
+        + ", ".join(f"{k} {v:,}" for k, v in report["peak_matmul_gflops"].items()),
+        flush=True,
+    )
     from t2t_lite.config import ConfigError
     from t2t_lite.data.errors import DataError
 
@@ -127,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
             print(line)
     print("\n".join(common.format_row(r) for r in rows))
     if args.json:
-        common.write_json(args.json, command, rows)
+        common.write_json(args.json, command, report, rows)
 
 
 if __name__ == "__main__":

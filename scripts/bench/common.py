@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
-import platform
 import subprocess
+import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # The data dir when T2T_DATA_DIR is unset and it exists beside the checkout (as scripts/env.sh).
@@ -18,39 +19,82 @@ def use_shared_data() -> None:
         os.environ["T2T_DATA_DIR"] = SHARED_DATA
 
 
-# The CPU flags that decide which kernels TensorFlow uses here (bfloat16 needs AVX512_BF16).
-_ISA_FLAGS = {"avx2": "AVX2", "avx512f": "AVX-512F", "avx512_bf16": "AVX512_BF16"}
-
-
 def machine_line() -> str:
-    """CPU model, its ISA flags, the TensorFlow / Keras versions and the core count, one line.
-
-    Example: "AMD EPYC, AVX2 + AVX-512F + AVX512_BF16, TF 2.21, Keras 3.15, 2 cores".
-    """
+    """The machine in one line (`t2t_lite.hardware.machine_line`) with the Keras version."""
     import keras
+
+    from t2t_lite import hardware
+
+    return f"{hardware.machine_line()}, Keras {keras.__version__}"
+
+
+def machine_report() -> dict:
+    """What runs here: the machine (`t2t_lite.hardware.machine_info`), the training precision
+    and the decoding threads that "auto" picks, and the measured matmul peaks (GFLOP/s)."""
+    from t2t_lite import hardware
+
+    precision, why = hardware.resolve_precision("auto")
+    layout = hardware.decode_layout()
+    report = {
+        "machine": hardware.machine_info(),
+        "precision": {"auto": "float32" if precision == "none" else precision, "reason": why},
+        "decoding": {
+            "parallel_batches": layout.parallel_batches,
+            "intra_threads": layout.intra_threads,
+            "reason": layout.reason,
+        },
+        "peak_matmul_gflops": {
+            dtype: round(peak_matmul_flops(dtype) / 1e9, 1) for dtype in matmul_dtypes()
+        },
+    }
+    return report
+
+
+def matmul_dtypes() -> list[str]:
+    """float32, and bfloat16 unless ONEDNN_MAX_CPU_ISA hides this CPU's bfloat16 support
+    (TensorFlow then crashes on a bfloat16 matmul)."""
+    from t2t_lite import hardware
+    from t2t_lite.config import ConfigError
+
+    try:
+        hardware.resolve_precision("bfloat16")
+    except ConfigError:
+        return ["float32"]
+    return ["float32", "bfloat16"]
+
+
+@functools.cache
+def peak_matmul_flops(dtype: str, n: int = 2048, repeats: int = 20) -> float:
+    """Measured FLOP/s of an `[n, n] x [n, n]` matmul chain in `dtype` on this machine (once
+    per process and arguments)."""
     import tensorflow as tf
 
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() == "model name":
-                    model = value.strip()
-                elif key.strip() == "flags":
-                    flags = set(value.split())
-                    break
-    except OSError:
-        pass
-    isa = " + ".join(name for flag, name in _ISA_FLAGS.items() if flag in flags) or "no AVX2"
-    return (
-        f"{model}, {isa}, TF {_minor(tf.__version__)}, Keras {_minor(keras.__version__)}, "
-        f"{os.cpu_count()} cores"
-    )
+    a = tf.random.normal([n, n], dtype=tf.float32)
+    a = tf.cast(a, dtype) / n**0.5
+
+    @tf.function
+    def chain(x):
+        for _ in range(repeats):
+            x = tf.matmul(x, a)
+        return tf.reduce_sum(tf.cast(x, tf.float32))
+
+    chain(a)  # trace and warm up
+    start = time.perf_counter()
+    chain(a).numpy()
+    return 2 * n**3 * repeats / (time.perf_counter() - start)
 
 
-def _minor(version: str) -> str:
-    return ".".join(version.split(".")[:2])
+def training_flops(cfg, batch: dict) -> float:
+    """FLOPs of one training step (forward + backward = 3 x forward) on a padded batch."""
+    b, s = batch["source"].shape
+    t = batch["target_in"].shape[1]
+    m = cfg.model
+    d, f, vocab = m.d_model, m.d_ff, cfg.vocab.size
+    enc = b * s * (2 * 4 * d * d + 2 * 2 * d * f) + 2 * 2 * b * s * s * d
+    dec = b * t * (2 * 6 * d * d + 2 * 2 * d * f) + 2 * b * s * 2 * d * d  # + memory k/v
+    dec += 2 * 2 * b * t * t * d + 2 * 2 * b * t * s * d  # self and cross attention
+    output = 2 * b * t * d * vocab
+    return 3.0 * (m.num_encoder_layers * enc + m.num_decoder_layers * dec + output)
 
 
 def commit() -> str:
@@ -75,8 +119,14 @@ def format_row(row: dict) -> str:
     )
 
 
-def write_json(path: str, command: str, rows: list[dict]) -> None:
-    """Writes the command, machine line, commit and every row to `path`."""
-    report = {"command": command, "machine": machine_line(), "commit": commit(), "rows": rows}
+def write_json(path: str, command: str, report: dict, rows: list[dict]) -> None:
+    """Writes the command, machine line, commit, `machine_report()` and every row to `path`."""
+    report = {
+        "command": command,
+        "machine_line": machine_line(),
+        "commit": commit(),
+        **report,
+        "rows": rows,
+    }
     with open(path, "w", encoding="utf-8") as f:
         json.dump(report, f, indent=1)

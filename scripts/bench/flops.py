@@ -7,7 +7,7 @@ import argparse
 import time
 
 from bench import train
-from bench.common import format_row
+from bench.common import format_row, matmul_dtypes, peak_matmul_flops, training_flops
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,38 +18,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--peak_size", type=int, default=2048, help="n of the [n, n] matmuls timed for the peak"
     )
-
-
-def peak_matmul_flops(dtype: str, n: int = 2048, repeats: int = 20) -> float:
-    """Measured FLOP/s of an `[n, n] x [n, n]` matmul chain in `dtype` on this machine."""
-    import tensorflow as tf
-
-    a = tf.random.normal([n, n], dtype=tf.float32)
-    a = tf.cast(a, dtype) / n**0.5
-
-    @tf.function
-    def chain(x):
-        for _ in range(repeats):
-            x = tf.matmul(x, a)
-        return tf.reduce_sum(tf.cast(x, tf.float32))
-
-    chain(a)  # trace and warm up
-    start = time.perf_counter()
-    chain(a).numpy()
-    return 2 * n**3 * repeats / (time.perf_counter() - start)
-
-
-def training_flops(cfg, batch: dict) -> float:
-    """FLOPs of one training step (forward + backward = 3 x forward) on a padded batch."""
-    b, s = batch["source"].shape
-    t = batch["target_in"].shape[1]
-    m = cfg.model
-    d, f, vocab = m.d_model, m.d_ff, cfg.vocab.size
-    enc = b * s * (2 * 4 * d * d + 2 * 2 * d * f) + 2 * 2 * b * s * s * d
-    dec = b * t * (2 * 6 * d * d + 2 * 2 * d * f) + 2 * b * s * 2 * d * d  # + memory k/v
-    dec += 2 * 2 * b * t * t * d + 2 * 2 * b * t * s * d  # self and cross attention
-    output = 2 * b * t * d * vocab
-    return 3.0 * (m.num_encoder_layers * enc + m.num_decoder_layers * dec + output)
 
 
 def run(args: argparse.Namespace) -> list[dict]:
@@ -66,7 +34,7 @@ def run(args: argparse.Namespace) -> list[dict]:
         state.train_step([b])
     achieved = flops / ((time.perf_counter() - start) / (len(sample) - 10))
     rows = []
-    for dtype in ("float32", "bfloat16"):
+    for dtype in matmul_dtypes():
         peak = peak_matmul_flops(dtype, n=args.peak_size)
         row = {
             "system": "t2t_lite",

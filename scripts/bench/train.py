@@ -8,7 +8,7 @@ import os
 import resource
 import time
 
-from bench.common import REPO, format_row
+from bench.common import REPO, format_row, peak_matmul_flops, training_flops
 
 # The OpenNMT-tf comparison model (onmt_anchor.sh): the multi30k_cpu preset's 3+3 layers,
 # d=256 and 8k shared vocabulary, with OpenNMT-tf's dropout (0.1 everywhere), 4,096-token
@@ -80,11 +80,15 @@ def run(args: argparse.Namespace) -> list[dict]:
     for _ in range(args.warmup_steps):
         step()
     warmup_seconds = time.perf_counter() - start
-    tokens, start = 0.0, time.perf_counter()
+    tokens, flops, start = 0.0, 0.0, time.perf_counter()
     for _ in range(args.steps):
-        stats = step()
+        group = [next(batches) for _ in range(cfg.train.accumulate_steps)]
+        stats = state.train_step(group)
         tokens += stats.tokens
+        flops += sum(training_flops(cfg, b) for b in group)
     seconds = time.perf_counter() - start
+    dtype = state.model.compute_dtype  # the precision "auto" (or --set) chose
+    peak = peak_matmul_flops(dtype)
     row = {
         "system": "t2t_lite",
         "what": "train",
@@ -93,6 +97,9 @@ def run(args: argparse.Namespace) -> list[dict]:
         "sec_per_step": round(seconds / args.steps, 3),
         "warmup_s": round(warmup_seconds, 1),
         "final_loss": round(stats.loss, 3),
+        "precision": dtype,
+        "achieved_gflops": round(flops / seconds / 1e9, 1),
+        "fraction_of_peak": round(flops / seconds / peak, 3),
         "traces": state.traces,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
