@@ -2,6 +2,7 @@
 
 import inspect
 import os
+import re
 import subprocess
 import sys
 
@@ -37,17 +38,46 @@ AWKWARD = [
 ]
 
 
-def run_cli(tool: str, *args: str, stdin: bytes | None = None, timeout: float = 300):
+# The environment of a command-line tool run by the tests: this checkout, CPU only, quiet.
+CLI_ENV = dict(os.environ, PYTHONPATH=REPO, CUDA_VISIBLE_DEVICES="-1", TF_CPP_MIN_LOG_LEVEL="3")
+
+# Lines TensorFlow's C++ runtime may log before TF_CPP_MIN_LOG_LEVEL applies.
+_CPP_LOG = re.compile(
+    r"WARNING: All log messages before absl::InitializeLog\(\)"
+    r"|[IWEF]\d{4} [\d:.]+ +\d+ \S+:\d+\]"
+    r"|To enable the following instructions:"
+)
+
+
+def cli_command(tool: str, *args: str) -> list[str]:
+    """The command line of `python -m t2t_lite.cli.<tool> ARGS`."""
+    return [sys.executable, "-m", f"t2t_lite.cli.{tool}", *args]
+
+
+def run_cli(
+    tool: str,
+    *args: str,
+    stdin: bytes | str | None = None,
+    text: bool = False,
+    timeout: float = 300,
+) -> subprocess.CompletedProcess:
     """Runs `python -m t2t_lite.cli.<tool> ARGS` from the repository; returns the completed
-    process (stdout and stderr as bytes)."""
+    process (stdout and stderr as bytes, or as str if `text`)."""
     return subprocess.run(
-        [sys.executable, "-m", f"t2t_lite.cli.{tool}", *args],
+        cli_command(tool, *args),
         input=stdin,
         capture_output=True,
+        text=text,
         cwd=REPO,
-        env=dict(os.environ, PYTHONPATH=REPO, CUDA_VISIBLE_DEVICES="-1", TF_CPP_MIN_LOG_LEVEL="3"),
+        env=CLI_ENV,
         timeout=timeout,
     )
+
+
+def stderr_lines(process: subprocess.CompletedProcess) -> list[str]:
+    """The lines a tool wrote to stderr, without TensorFlow's C++ log lines."""
+    stderr = process.stderr if isinstance(process.stderr, str) else process.stderr.decode()
+    return [line for line in stderr.splitlines() if not _CPP_LOG.match(line)]
 
 
 def constructor_args(layer: keras.layers.Layer) -> list[str]:

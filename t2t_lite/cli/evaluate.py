@@ -12,50 +12,41 @@ import sys
 from absl import flags
 
 from t2t_lite.cli import common
-from t2t_lite.data.errors import DataError
-from t2t_lite.data.text import read_lines
+from t2t_lite.data.text import read_parallel
 from t2t_lite.inference.scoring import score_translations
 from t2t_lite.inference.streaming import finish_output, open_output
 from t2t_lite.inference.translator import Translator
 from t2t_lite.model_dir import load_model
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model_dir", None, "Model directory written by t2t-train.", required=True)
+common.define_translation()
 flags.DEFINE_string("src", None, "Source sentences, one per line.", required=True)
 flags.DEFINE_string("ref", None, "Reference translations, line-aligned with --src.", required=True)
-flags.DEFINE_string("checkpoint", "", "latest, best, averaged, or a checkpoint path.")
-flags.DEFINE_integer("beam_size", None, "Beam size (1 = greedy); default from the config.")
-flags.DEFINE_float("alpha", None, "Length penalty exponent; default from the config.")
-flags.DEFINE_integer("batch_tokens", None, "Source tokens per batch; default from the config.")
 flags.DEFINE_string("output", "", "Also write the translations to this file.")
-for _name in ("beam_size", "batch_tokens"):
-    common.flag_at_least(_name, 1)
-
-common.define_decoding_threads()
 
 
 def main(argv):
     del argv
     common.apply_intra_threads()
-    sources, references = read_lines(FLAGS.src), read_lines(FLAGS.ref)
-    if len(sources) != len(references):
-        raise DataError(
-            f"--src {FLAGS.src} has {len(sources)} lines but --ref {FLAGS.ref} has "
-            f"{len(references)}"
-        )
+    sources, references = read_parallel(FLAGS.src, FLAGS.ref)
     model, cfg, src_vocab, tgt_vocab, prefix = load_model(FLAGS.model_dir, FLAGS.checkpoint)
     translator = Translator(model, src_vocab, tgt_vocab, cfg.decode)
-    hypotheses = translator.translate(
-        sources,
-        beam_size=FLAGS.beam_size,
-        alpha=FLAGS.alpha,
-        batch_tokens=FLAGS.batch_tokens,
-        parallel_batches=FLAGS.parallel_batches,
-    )
-    if FLAGS.output:
-        out, temp = open_output(FLAGS.output)
-        out.writelines(h + "\n" for h in hypotheses)
-        finish_output(out, temp, FLAGS.output, ok=True)
+    out, temp = open_output(FLAGS.output) if FLAGS.output else (None, None)
+    ok = False
+    try:
+        hypotheses = translator.translate(
+            sources,
+            beam_size=FLAGS.beam_size,
+            alpha=FLAGS.alpha,
+            batch_tokens=FLAGS.batch_tokens,
+            parallel_batches=FLAGS.parallel_batches,
+        )
+        if out:
+            out.writelines(h + "\n" for h in hypotheses)
+        ok = True
+    finally:
+        if out:
+            finish_output(out, temp, FLAGS.output, ok)
     scores = score_translations(hypotheses, references)
     print(f"checkpoint: {prefix}")
     print(f"BLEU = {scores['bleu']:.2f}  {scores['bleu_signature']}")

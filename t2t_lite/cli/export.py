@@ -1,9 +1,11 @@
 """t2t-export: export a model directory for serving.
 
     t2t-export --model_dir=runs/m30k --output=exported              # TensorFlow SavedModel
-    t2t-export --model_dir=runs/m30k --output=ct2 --format=ctranslate2
+    t2t-export --model_dir=runs/m30k --output=ct2 --format=ctranslate2 --quantization=int8
 
-`--average_last=N` first averages the model weights of the last N checkpoints.
+`--average_last=N` first averages the model weights of the last N checkpoints. The SavedModel
+decodes with --beam_size and --alpha (default: the config's); CTranslate2 takes its search
+settings when it translates, and stores float32 weights unless --quantization is given.
 """
 
 from absl import flags, logging
@@ -12,17 +14,26 @@ from t2t_lite.cli import common
 from t2t_lite.model_dir import load_model
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model_dir", None, "Model directory written by t2t-train.", required=True)
+common.define_model_dir()
+common.define_checkpoint()
+common.define_search()
 flags.DEFINE_string(
     "output", None, "Directory to create (must not exist or be empty).", required=True
 )
 flags.DEFINE_enum("format", "saved_model", ["saved_model", "ctranslate2"], "Export format.")
-flags.DEFINE_string("checkpoint", "", "latest, best, averaged, or a checkpoint path.")
+flags.DEFINE_enum(
+    "quantization",
+    None,
+    ["int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16", "float16", "bfloat16"],
+    "CTranslate2 weight type; default: float32.",
+)
+flags.register_validator(
+    "quantization",
+    lambda value: value is None or FLAGS.format == "ctranslate2",
+    message="--quantization needs --format=ctranslate2",
+)
 flags.DEFINE_integer("average_last", 0, "Average the last N checkpoints first (0/1 = off).")
-flags.DEFINE_integer("beam_size", None, "Beam size baked into the SavedModel; default: config.")
-flags.DEFINE_float("alpha", None, "Length penalty baked into the SavedModel; default: config.")
 common.flag_at_least("average_last", 0)
-common.flag_at_least("beam_size", 1)
 
 
 def main(argv):
@@ -45,7 +56,7 @@ def main(argv):
     else:
         from t2t_lite.export.ctranslate2 import export_ctranslate2
 
-        export_ctranslate2(model, src_vocab, tgt_vocab, FLAGS.output)
+        export_ctranslate2(model, src_vocab, tgt_vocab, FLAGS.output, FLAGS.quantization)
     print(f"t2t-export: wrote {FLAGS.format} of {prefix} to {FLAGS.output}")
 
 

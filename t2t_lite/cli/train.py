@@ -15,14 +15,13 @@ from t2t_lite.training.trainer import train
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("config", None, "Preset YAML file, e.g. configs/tiny.yaml.", required=True)
-flags.DEFINE_string("model_dir", None, "Model directory to create or resume.", required=True)
-flags.DEFINE_multi_string("set", [], "Override, section.key=value (repeatable).")
+common.define_model_dir("Model directory to create or resume.")
+flags.DEFINE_multi_string("set", [], "Override, section.key=value")
 flags.DEFINE_bool(
     "overwrite_config",
     False,
     "Replace a saved config that differs in keys affecting the weights, then resume.",
 )
-flags.register_validator("model_dir", bool, message="--model_dir must not be empty")
 flags.register_validator("config", bool, message="--config must not be empty")
 
 

@@ -18,23 +18,13 @@ from t2t_lite.inference.translator import Translator
 from t2t_lite.model_dir import load_model
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model_dir", None, "Model directory written by t2t-train.", required=True)
-flags.DEFINE_string(
-    "checkpoint",
-    "",
-    "latest, best, averaged, or a checkpoint path; default: averaged, else best, else latest.",
-)
+common.define_translation()
 flags.DEFINE_string("input", "-", "Source file, or - for stdin.")
 flags.DEFINE_string("output", "-", "Output file (written when complete), or - for stdout.")
-flags.DEFINE_integer("beam_size", None, "Beam size (1 = greedy); default from the config.")
-flags.DEFINE_float("alpha", None, "Length penalty exponent; default from the config.")
 flags.DEFINE_integer("n_best", 1, "Hypotheses per input line (<= beam size).")
-flags.DEFINE_integer("batch_tokens", None, "Source tokens per batch; default from the config.")
 flags.DEFINE_integer("chunk_lines", 1000, "Lines read (and sorted by length) at a time.")
-for _name in ("beam_size", "n_best", "batch_tokens", "chunk_lines"):
-    common.flag_at_least(_name, 1)
-
-common.define_decoding_threads()
+common.flag_at_least("n_best", 1)
+common.flag_at_least("chunk_lines", 1)
 
 
 def main(argv):

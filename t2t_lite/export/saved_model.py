@@ -31,8 +31,9 @@ from t2t_lite.inference.translator import search_batch
 from t2t_lite.transformer import Transformer
 from t2t_lite.vocab import Vocabulary
 
-# Python's str.split() whitespace (what t2t-translate collapses), in RE2 syntax.
-_WHITESPACE = r"[\s\pZ\x{1c}-\x{1f}\x{85}]+"
+# Python's str.split() whitespace (what t2t-translate collapses), in RE2 syntax; RE2's \s
+# lacks the vertical tab \x0b.
+_WHITESPACE = r"[\s\pZ\x{0b}\x{1c}-\x{1f}\x{85}]+"
 
 
 def _tokenizer(vocab: Vocabulary):

@@ -6,26 +6,13 @@ import queue
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 
 from t2t_lite.constants import CHECKPOINTS
 from t2t_lite.training.trainer import train
-from tests.helpers import CONFIGS, REPO
+from tests.helpers import CLI_ENV, CONFIGS, cli_command, run_cli
 from tests.train_helpers import copy_task_config, write_copy_task
-
-ENV = dict(os.environ, PYTHONPATH=REPO, CUDA_VISIBLE_DEVICES="-1", TF_CPP_MIN_LOG_LEVEL="2")
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "t2t_lite.cli.train", *args],
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def read_lines(stream, lines: queue.Queue) -> None:
@@ -41,8 +28,8 @@ def interrupt_after_progress(args: list[str], deadline: float) -> str:
     Fails if there is no progress line before `deadline`, or the exit status is not 0.
     """
     process = subprocess.Popen(
-        [sys.executable, "-m", "t2t_lite.cli.train", *args],
-        env=ENV,
+        cli_command("train", *args),
+        env=CLI_ENV,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -73,7 +60,12 @@ def interrupt_after_progress(args: list[str], deadline: float) -> str:
 
 def test_unknown_set_key_is_rejected(tmp_path):
     proc = run_cli(
-        f"--config={CONFIGS}/tiny.yaml", f"--model_dir={tmp_path}/m", "--set=train.stepz=5"
+        "train",
+        f"--config={CONFIGS}/tiny.yaml",
+        f"--model_dir={tmp_path}/m",
+        "--set=train.stepz=5",
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2
     assert "t2t-train: error: --set 'train.stepz=5': unknown key train.stepz" in proc.stderr
@@ -86,11 +78,14 @@ def test_changed_config_is_refused_with_the_differing_keys(tmp_path):
     train(copy_task_config(tmp_path, "train.steps=1"), model_dir)
     data = [f"--set=data.{k}={v}" for k, v in write_copy_task(tmp_path).items()]
     proc = run_cli(
+        "train",
         f"--config={CONFIGS}/tiny.yaml",
         f"--model_dir={model_dir}",
         *data,
         "--set=model.d_model=64",
         "--set=train.eval_every=0",
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "t2t-train: error: the configuration differs" in proc.stderr

@@ -2,7 +2,13 @@
 
 import os
 
-from tests.helpers import AWKWARD, run_cli
+import keras
+import tensorflow as tf
+
+from t2t_lite.constants import CHECKPOINTS
+from t2t_lite.inference.translator import Translator
+from t2t_lite.model_dir import build_model, load_model
+from tests.helpers import AWKWARD, made_up_sentences, make_model_dir, run_cli
 
 
 def test_cli_translate_preserves_lines(model_dir, translator, tmp_path):
@@ -53,3 +59,31 @@ def test_cli_errors_are_clear(model_dir, tmp_path):
     assert result.returncode != 0 and b"--beam_size must be >= 1" in result.stderr
     result = run_cli("translate", f"--model_dir={model_dir}", "--parallel_batches=0")
     assert result.returncode != 0 and b"--parallel_batches must be auto or >= 1" in result.stderr
+
+
+def test_checkpoint_path_selects_those_weights(tmp_path):
+    model_dir = make_model_dir(str(tmp_path / "model"))  # ckpt-1
+    model, cfg, src_vocab, tgt_vocab, _ = load_model(model_dir)
+    keras.utils.set_random_seed(99)
+    other = build_model(cfg, src_vocab, tgt_vocab)  # other random weights, saved as ckpt-2
+    manager = tf.train.CheckpointManager(
+        tf.train.Checkpoint(model=other), os.path.join(model_dir, CHECKPOINTS), max_to_keep=2
+    )
+    manager.save(checkpoint_number=2)
+    lines = made_up_sentences(8, seed=11)
+    (tmp_path / "in.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    outputs = {}
+    for weights, number in ((model, 1), (other, 2)):
+        prefix = os.path.join(model_dir, CHECKPOINTS, f"ckpt-{number}")
+        result = run_cli(
+            "translate",
+            f"--model_dir={model_dir}",
+            f"--checkpoint={prefix}",
+            f"--input={tmp_path / 'in.txt'}",
+            text=True,
+        )
+        assert result.returncode == 0, result.stderr
+        outputs[number] = result.stdout.splitlines()
+        translator = Translator(weights, src_vocab, tgt_vocab, cfg.decode)
+        assert outputs[number] == [" ".join(t.split()) for t in translator.translate(lines)]
+    assert sum(a != b for a, b in zip(outputs[1], outputs[2], strict=True)) >= 6

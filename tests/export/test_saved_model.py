@@ -1,11 +1,14 @@
-"""The SavedModel (strings in, strings out) translates as t2t-translate does."""
+"""The SavedModel (strings in, strings out) translates and scores as t2t-translate does; its
+`translate_ids` signature decodes piece ids as the Translator's search does."""
 
 import json
 import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+import tensorflow as tf
 
 from t2t_lite.inference.translator import Translator
 from t2t_lite.model_dir import load_model
@@ -27,25 +30,51 @@ def test_saved_model_matches_translator_in_a_fresh_process(
     export = tmp_path / "exported"
     result = run_cli("export", f"--model_dir={model_dir}", f"--output={export}")
     assert result.returncode == 0, result.stderr.decode()
-    lines = AWKWARD[:4] + AWKWARD[5:7] + made_up_sentences(5, 4)
+    # Every character Python's str.split() takes for whitespace, as t2t-translate does.
+    lines = AWKWARD + ["a\vvertical\ftab\x1cand\u3000more", *made_up_sentences(5, 4)]
+    # translate_ids takes what the Translator feeds its search: pieces (+ EOS), 0-padded.
+    encoded = translator.encode(made_up_sentences(4, 5), range(1, 5))
+    source_ids = np.zeros([4, max(map(len, encoded))], np.int32)  # [B, S]
+    for row, ids in enumerate(encoded):
+        source_ids[row, : len(ids)] = ids
     script = (
         "import sys, json, tensorflow as tf, tensorflow_text\n"
         f"m = tf.saved_model.load({str(export)!r})\n"
-        "lines = json.loads(sys.stdin.read())\n"
-        "out = m.signatures['serving_default'](sources=tf.constant(lines))\n"
+        "given = json.loads(sys.stdin.read())\n"
+        "out = m.signatures['serving_default'](sources=tf.constant(given['lines']))\n"
+        "ids = m.signatures['translate_ids'](source_ids=tf.constant(given['ids'], tf.int32))\n"
         "assert 't2t_lite' not in sys.modules\n"
-        "print(json.dumps([t.decode() for t in out['translations'].numpy()]))\n"
+        "print(json.dumps({\n"
+        "    'translations': [t.decode() for t in out['translations'].numpy()],\n"
+        "    'scores': out['scores'].numpy().tolist(),\n"
+        "    'ids': ids['ids'].numpy().tolist(),\n"
+        "    'lengths': ids['lengths'].numpy().tolist(),\n"
+        "    'id_scores': ids['scores'].numpy().tolist(),\n"
+        "}))\n"
     )
+    given = {"lines": lines, "ids": source_ids.tolist()}
     result = subprocess.run(
         [sys.executable, "-c", script],
-        input=json.dumps(lines).encode(),
+        input=json.dumps(given).encode(),
         capture_output=True,
         timeout=300,
         cwd=str(tmp_path),
     )
     assert result.returncode == 0, result.stderr.decode()
     exported = json.loads(result.stdout.decode().strip().splitlines()[-1])
-    assert exported == translator.translate(lines)
+    best = [hyps[0] for hyps in translator.translate_nbest(lines, n_best=1)]
+    for i, line in enumerate(lines):  # every line, the over-long and odd-character ones too
+        assert exported["translations"][i] == best[i].text, (i, line)
+    np.testing.assert_allclose(exported["scores"], [h.score for h in best], rtol=1e-5, atol=1e-5)
+
+    cfg = translator.decode
+    search = translator.search_fn(cfg.beam_size, cfg.alpha, 1)(tf.constant(source_ids))
+    lengths = search.lengths[:, 0].numpy()  # [B]
+    assert exported["lengths"] == lengths.tolist()
+    for row, n in enumerate(lengths):
+        assert exported["ids"][row][:n] == search.ids[row, 0, :n].numpy().tolist()
+        assert not any(exported["ids"][row][n:])  # 0 after EOS
+    np.testing.assert_allclose(exported["id_scores"], search.scores[:, 0], rtol=1e-5, atol=1e-5)
     # Exporting again into the same, now non-empty, directory is refused.
     result = run_cli("export", f"--model_dir={model_dir}", f"--output={export}")
     assert result.returncode == 2 and b"not empty" in result.stderr
