@@ -2,6 +2,7 @@
 
 from t2t_lite.config import Config, ConfigError, load_config
 from t2t_lite.inference.beam_search import BeamSearchOutput, beam_search, greedy_search
+from t2t_lite.inference.scorer import Scorer
 from t2t_lite.inference.translator import Translator
 from t2t_lite.layers import (
     Decoder,
@@ -33,6 +34,7 @@ __all__ = [
     "EncoderLayer",
     "FeedForward",
     "MultiHeadAttention",
+    "Scorer",
     "SinusoidalPositionalEncoding",
     "TokenEmbedding",
     "Transformer",

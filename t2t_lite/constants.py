@@ -18,6 +18,9 @@ A model directory (written by `t2t-train`, read by `t2t-translate`, `t2t-evaluat
     averaged/ckpt-N.*         the average of the last `train.average_last` checkpoints
     logs/train, logs/valid    TensorBoard summaries
     data_cache/               the tokenized training pairs, reused by a resumed run
+    ctranslate2/<name>/       CTranslate2 exports made by `t2t-translate --engine=ctranslate2`,
+                              one per checkpoint, each with ctranslate2_checkpoint.json naming
+                              the checkpoint it was made from
 """
 
 PAD_ID = 0
@@ -35,3 +38,5 @@ BEST_JSON = "best.json"
 AVERAGED = "averaged"
 LOGS = "logs"
 DATA_CACHE = "data_cache"
+CTRANSLATE2_CACHE = "ctranslate2"
+CTRANSLATE2_CHECKPOINT = "ctranslate2_checkpoint.json"

@@ -10,7 +10,7 @@ import sentencepiece as spm
 import tensorflow as tf
 
 from t2t_lite.config import load_config
-from t2t_lite.constants import BOS_ID, CHECKPOINTS, CONFIG_FILE, EOS_ID, PAD_ID
+from t2t_lite.constants import CHECKPOINTS, CONFIG_FILE
 from t2t_lite.export.ctranslate2 import (
     ctranslate2_translate,
     export_ctranslate2,
@@ -20,6 +20,7 @@ from t2t_lite.inference.translator import Translator
 from t2t_lite.model_dir import build_model
 from t2t_lite.vocab import build_vocabularies, load_vocabularies
 from tests.helpers import CONFIGS, made_up_sentences, run_cli
+from tests.trained_model import copy_batch, train
 
 pytest.importorskip("ctranslate2")
 
@@ -33,39 +34,6 @@ VARIANTS = {
         "model.tie_output=false",
     ],
 }
-
-
-def copy_batch(source_ids, target_ids, source_eos):
-    """`(source [B, S], target_in [B, T], target_out [B, T])`, 0-padded, as the data pipeline."""
-    eos = [EOS_ID] * source_eos
-    s = max(map(len, source_ids)) + len(eos)
-    t = max(map(len, target_ids)) + 1
-    source, target_in, target_out = (np.zeros([len(source_ids), n], np.int32) for n in (s, t, t))
-    for i, (x, y) in enumerate(zip(source_ids, target_ids, strict=True)):
-        source[i, : len(x) + len(eos)] = [*x, *eos]
-        target_in[i, : len(y) + 1] = [BOS_ID, *y]
-        target_out[i, : len(y) + 1] = [*y, EOS_ID]
-    return source, target_in, target_out
-
-
-def train(model, source, target_in, target_out, steps=200, batch_size=32):
-    """A few Adam steps of plain cross-entropy, so translations are realistic and end in EOS."""
-    optimizer = keras.optimizers.Adam(3e-3)
-
-    @tf.function
-    def train_step(src, tgt_in, tgt_out):
-        with tf.GradientTape() as tape:
-            logits = model((src, tgt_in), training=True)  # [B, T, V]
-            weights = tf.cast(tgt_out != PAD_ID, tf.float32)
-            losses = tf.nn.sparse_softmax_cross_entropy_with_logits(tgt_out, logits)
-            loss = tf.reduce_sum(losses * weights) / tf.reduce_sum(weights)
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
-
-    rng = np.random.default_rng(0)
-    for _ in range(steps):
-        rows = rng.choice(len(source), batch_size, replace=False)
-        train_step(source[rows], target_in[rows], target_out[rows])
 
 
 @pytest.fixture(scope="module", params=sorted(VARIANTS))
