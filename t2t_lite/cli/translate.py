@@ -9,7 +9,7 @@ and answers without waiting for end of file. Speed (sentences/s, tokens/s) goes 
 
 With --engine=ctranslate2 the checkpoint's CTranslate2 export translates (made on first use
 and kept in MODEL_DIR/ctranslate2/; --compute_type=int8 etc. choose its precision); how the
-options map is described in `t2t_lite.inference.ct2_translator`.
+options map is described in `t2t_lite.export.ct2_translator`.
 """
 
 import sys
@@ -17,7 +17,7 @@ import sys
 from absl import flags, logging
 
 from t2t_lite.cli import common
-from t2t_lite.inference.ct2_translator import COMPUTE_TYPES, CTranslate2Translator
+from t2t_lite.export.ct2_translator import COMPUTE_TYPES, CTranslate2Translator
 from t2t_lite.inference.streaming import finish_output, open_output, translate_stream
 from t2t_lite.inference.translator import Translator
 from t2t_lite.model_dir import load_model

@@ -2,7 +2,7 @@
 
 The translator's rule (`Translator.encode`): a line longer than the model takes is cut to
 its first pieces, with a warning that names the line. The scorer (`t2t_lite.inference.scorer`)
-applies it to both sides, the CTranslate2 engine (`t2t_lite.inference.ct2_translator`) to
+applies it to both sides, the CTranslate2 engine (`t2t_lite.export.ct2_translator`) to
 its sources.
 """
 

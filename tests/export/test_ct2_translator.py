@@ -11,7 +11,7 @@ import sentencepiece as spm
 
 from t2t_lite.constants import CTRANSLATE2_CACHE, CTRANSLATE2_CHECKPOINT
 from t2t_lite.data.text import normalize
-from t2t_lite.inference.ct2_translator import CTranslate2Translator
+from t2t_lite.export.ct2_translator import CTranslate2Translator
 from t2t_lite.inference.translator import Translator
 from t2t_lite.model_dir import load_model
 from tests.helpers import AWKWARD, made_up_sentences, make_model_dir, run_cli
