@@ -7,6 +7,8 @@ Subjects (one module each in scripts/bench/):
              sizes, with BLEU and mean output length (a trained model directory is needed);
              then 2 batches at a time on 1 intra-op thread each (--parallel_batches), then
              the same model exported to CTranslate2, float32 and int8 (if installed).
+    decode_options  the cost of each decoding option (sampling, target prefix, repetition
+             control) against plain greedy and beam 4, as sentences/s and a ratio.
     scaling  greedy decode time against source length (1, 2, 4, 8 sentences glued together):
              with the key/value cache, time per generated token should stay about flat.
     flops    the model's FLOPs per training step against the measured peak matmul throughput
@@ -16,6 +18,7 @@ Subjects (one module each in scripts/bench/):
 Usage:
     python scripts/benchmark.py train [--set key=value ...] [--steps 60] [--compare-onmt]
     python scripts/benchmark.py decode --model_dir runs/m30k [--batch_sizes 16 32 64]
+    python scripts/benchmark.py decode_options --model_dir runs/m30k [--batch_size 32]
     python scripts/benchmark.py all --model_dir runs/m30k --json bench.json
     python scripts/benchmark.py SUBJECT --help
 
@@ -36,7 +39,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the bench package
 sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # t2t_lite
 
-from bench import common, decode, flops, onmt, train  # noqa: E402
+from bench import common, decode, decode_options, flops, onmt, train  # noqa: E402
 
 
 def _all_decode_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,6 +64,11 @@ _SUBJECTS = {
         "decoding speed and BLEU on test2016, also with parallel batches and CTranslate2",
         [decode.add_model_arguments, decode.add_arguments, onmt.add_arguments],
         decode.run,
+    ),
+    "decode_options": (
+        "the cost of each decoding option against plain greedy and beam search",
+        [decode.add_model_arguments, decode_options.add_arguments],
+        decode_options.run,
     ),
     "scaling": (
         "greedy decoding time per output piece against source length",

@@ -174,6 +174,17 @@ class DecodeConfig:
     # for the machine (`t2t_lite.hardware.decode_layout`). Used by `Translator` and validation
     # during training; t2t-translate and t2t-evaluate take --parallel_batches (default auto).
     parallel_batches: int | Literal["auto"] = "auto"
+    # Random sampling at beam 1 (CTranslate2's names): sampling_topk 1 = greedy search (off),
+    # 0 = the whole vocabulary; sampling_topp in (0, 1]; sampling_temperature > 0. The same
+    # seed gives the same samples; n_best is then the number of samples per sentence.
+    sampling_topk: int = 1
+    sampling_topp: float = 1.0
+    sampling_temperature: float = 1.0
+    seed: int = 0
+    # Repetition control: no n-gram of this size occurs twice (0 = off); CTRL repetition
+    # penalty on tokens already generated (1 = off).
+    no_repeat_ngram_size: int = 0
+    repetition_penalty: float = 1.0
 
 
 @dataclasses.dataclass
@@ -211,6 +222,11 @@ class Config:
             raise ConfigError("train.accumulate_steps must be >= 1")
         if self.decode.parallel_batches != "auto" and self.decode.parallel_batches < 1:
             raise ConfigError("decode.parallel_batches must be >= 1")
+        if not 0.0 < self.decode.sampling_topp <= 1.0:
+            raise ConfigError("decode.sampling_topp must be in (0, 1]")
+        for key in ("sampling_temperature", "repetition_penalty"):
+            if not getattr(self.decode, key) > 0.0:
+                raise ConfigError(f"decode.{key} must be > 0")
         if self.train.schedule == "warmup_step" and len(self.train.boundaries) != len(
             self.train.factors
         ):

@@ -7,6 +7,10 @@ line). With --n_best=N > 1, writes N lines per input line in the Moses n-best fo
 `INDEX ||| TRANSLATION ||| SCORE` (0-based input index, best first). Reads stdin in chunks
 and answers without waiting for end of file. Speed (sentences/s, tokens/s) goes to stderr.
 
+Decoding options (named as in CTranslate2, combinable with each other and with beam or greedy
+search; sampling needs --beam_size=1): --target_prefix, --sampling_topk, --sampling_topp,
+--sampling_temperature, --seed, --no_repeat_ngram_size, --repetition_penalty.
+
 With --engine=ctranslate2 the checkpoint's CTranslate2 export translates (made on first use
 and kept in MODEL_DIR/ctranslate2/; --compute_type=int8 etc. choose its precision); how the
 options map is described in `t2t_lite.export.ct2_translator`.
@@ -18,7 +22,12 @@ from absl import flags, logging
 
 from t2t_lite.cli import common
 from t2t_lite.export.ct2_translator import COMPUTE_TYPES, CTranslate2Translator
-from t2t_lite.inference.streaming import finish_output, open_output, translate_stream
+from t2t_lite.inference.streaming import (
+    finish_output,
+    open_output,
+    read_prefixes,
+    translate_stream,
+)
 from t2t_lite.inference.translator import Translator
 from t2t_lite.model_dir import load_model
 
@@ -41,6 +50,87 @@ flags.DEFINE_enum(
     "compute_type", "default", COMPUTE_TYPES, "CTranslate2 compute type (--engine=ctranslate2)."
 )
 
+# Decoding options, named as CTranslate2 names them; defaults from the config's decode section.
+# Checked in `_decoding_options` (one-line error, exit 2), not by absl validators.
+flags.DEFINE_string(
+    "target_prefix",
+    None,
+    "File with one target prefix per input line (an empty line means none): each translation "
+    "starts with its prefix and the search continues from it. Works with beam and greedy "
+    "search and sampling.",
+)
+flags.DEFINE_integer(
+    "sampling_topk",
+    None,
+    "Sample each token from the K most likely (1 = greedy search, no sampling; 0 = the whole "
+    "vocabulary). Sampling needs --beam_size=1; --n_best is then the number of independent "
+    "samples per line.",
+)
+flags.DEFINE_float(
+    "sampling_topp",
+    None,
+    "With sampling: draw from the smallest set of most likely tokens whose probability "
+    "reaches P, in (0, 1] (1 = off).",
+)
+flags.DEFINE_float(
+    "sampling_temperature", None, "With sampling: divide log-probabilities by T > 0 first."
+)
+flags.DEFINE_integer(
+    "seed",
+    None,
+    "With sampling: random seed (>= 0); the same seed gives the same output for a line "
+    "whatever the batching.",
+)
+flags.DEFINE_integer(
+    "no_repeat_ngram_size", None, "No n-gram of this size occurs twice in an output (0 = off)."
+)
+flags.DEFINE_float(
+    "repetition_penalty",
+    None,
+    "CTRL penalty on tokens already generated: logit / R if positive, * R if negative "
+    "(1 = off; > 1 discourages repetition).",
+)
+_OPTION_FLAGS = (
+    "sampling_topk",
+    "sampling_topp",
+    "sampling_temperature",
+    "seed",
+    "no_repeat_ngram_size",
+    "repetition_penalty",
+)
+
+
+def _decoding_options(decode, beam_size: int) -> dict:
+    """The keyword arguments of `translate_nbest` for the option flags that are set.
+
+    Raises:
+        flags.ValidationError: a value is out of range or does not fit with the others.
+    """
+    from t2t_lite.inference.constraints import Constraints
+    from t2t_lite.inference.sampling import Sampling
+
+    options = {n: getattr(FLAGS, n) for n in _OPTION_FLAGS if getattr(FLAGS, n) is not None}
+    if options.get("seed", 0) < 0:
+        raise flags.ValidationError(f"--seed must be >= 0, got {FLAGS.seed}")
+    value = {n: options.get(n, getattr(decode, n)) for n in _OPTION_FLAGS}
+    sampling = Sampling(
+        value["sampling_topk"], value["sampling_topp"], value["sampling_temperature"]
+    )
+    constraints = Constraints(value["no_repeat_ngram_size"], value["repetition_penalty"])
+    try:
+        sampling.validate()
+        constraints.validate()
+    except ValueError as e:
+        raise flags.ValidationError(f"--{e}") from None
+    if sampling.enabled and beam_size != 1:
+        raise flags.ValidationError(
+            f"--sampling_topk={sampling.topk} samples and needs --beam_size=1, "
+            f"got beam size {beam_size}"
+        )
+    if FLAGS.n_best > beam_size and not sampling.enabled:
+        raise flags.ValidationError(f"--n_best={FLAGS.n_best} exceeds beam size {beam_size}")
+    return options
+
 
 def main(argv):
     del argv
@@ -54,8 +144,13 @@ def main(argv):
         translator = Translator(model, src_vocab, tgt_vocab, cfg.decode)
     logging.info("translating with %s", prefix)
     beam_size = FLAGS.beam_size or translator.decode.beam_size
-    if FLAGS.n_best > beam_size:
-        raise flags.ValidationError(f"--n_best={FLAGS.n_best} exceeds beam size {beam_size}")
+    options = _decoding_options(translator.decode, beam_size)
+    prefixes = read_prefixes(FLAGS.target_prefix) if FLAGS.target_prefix else None
+    if FLAGS.engine == "ctranslate2" and (prefixes is not None or "seed" in options):
+        raise flags.ValidationError(
+            "--target_prefix and --seed need --engine=tensorflow (the other options pass to "
+            "CTranslate2 under the same names)"
+        )
     source = sys.stdin.buffer if FLAGS.input == "-" else open(FLAGS.input, "rb")  # noqa: SIM115
     target, temp = open_output(FLAGS.output)
     ok = False
@@ -71,6 +166,8 @@ def main(argv):
             n_best=FLAGS.n_best,
             batch_tokens=FLAGS.batch_tokens,
             parallel_batches=FLAGS.parallel_batches,
+            target_prefixes=prefixes,
+            **options,
         )
         ok = True
     finally:

@@ -27,6 +27,13 @@ Search contract:
   bound), so a batch ends as soon as all of its hypotheses are decided.
 
 Greedy search is the same code path with K = 1 (`greedy_search`).
+
+Options (each off by default; when all are off the loop is exactly the one described above):
+
+- `constraints` and `prefix` change each step's log-probabilities before the candidates are
+  chosen (repetition control, forced target prefixes: `t2t_lite.inference.constraints`).
+- `sampling` (K = 1 only) replaces the argmax with one random draw per row
+  (`t2t_lite.inference.sampling`); the candidate's log-prob is that of the drawn token.
 """
 
 from __future__ import annotations
@@ -37,6 +44,8 @@ from typing import Any, NamedTuple
 import tensorflow as tf
 
 from t2t_lite.constants import PAD_ID
+from t2t_lite.inference.constraints import Constraints, TargetPrefix, constrained_log_probs
+from t2t_lite.inference.sampling import Sampling, sample_tokens, uniform_noise
 
 __all__ = [
     "NEG_INF",
@@ -193,6 +202,25 @@ def _can_improve(state: BeamState, max_lengths: tf.Tensor, alpha: float) -> tf.T
     return (state.step < max_lengths) & (bound > worst_finished)
 
 
+def _sampled_candidates(
+    log_probs: tf.Tensor, total: tf.Tensor, sampling: Sampling, uniform: tf.Tensor
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """The 2K = 2 candidates of a sampling step: the drawn token, then an empty candidate.
+
+    With K = 1, the token is drawn from `log_probs` [B, V] and keeps its entry of `total`
+    [B, V] (the alive beam's log-prob plus the token's) as its log-prob. The empty second
+    candidate (log-prob NEG_INF) means a sentence whose draw is EOS has no alive beam left and
+    stops.
+
+    Returns:
+        `(log_probs [B, 2], indices [B, 2])`.
+    """
+    tokens = sample_tokens(log_probs, uniform, sampling)  # [B]
+    drawn = tf.gather(total, tokens, batch_dims=1)  # [B]
+    log_probs = tf.stack([drawn, tf.fill(tf.shape(drawn), NEG_INF)], axis=1)  # [B, 2]
+    return log_probs, tf.stack([tokens, tokens], axis=1)
+
+
 def beam_search(
     step_fn: StepFn,
     start_ids: tf.Tensor,
@@ -202,6 +230,10 @@ def beam_search(
     max_lengths: tf.Tensor,
     alpha: float = 0.6,
     n_best: int = 1,
+    constraints: Constraints | None = None,
+    prefix: TargetPrefix | None = None,
+    sampling: Sampling | None = None,
+    sample_keys: tf.Tensor | None = None,
 ) -> BeamSearchOutput:
     """Finds the `n_best` highest-scoring hypotheses of each sentence with a beam of K.
 
@@ -219,23 +251,39 @@ def beam_search(
             (values below 1 count as 1).
         alpha: GNMT length penalty exponent; 0 scores by raw log-probability.
         n_best: N (Python int, 1 <= N <= K) hypotheses returned per sentence.
+        constraints: repetition control (no repeated n-grams, repetition penalty), or None.
+        prefix: target prefixes ([B, P] tokens, [B] lengths) every output starts with, or None.
+            `max_lengths` should leave room for them.
+        sampling: random sampling instead of the argmax (K = 1 only), or None; a
+            `Sampling` whose `topk` is 1 is plain greedy search.
+        sample_keys: [B] int keys of the rows' random streams (default: 0..B-1); give each
+            sentence a key that does not depend on the batch (e.g. its input line number).
 
     Returns:
         A `BeamSearchOutput` with the N best finished hypotheses, best first.
 
     Raises:
-        ValueError: If `beam_size < 1` or `n_best` is not in [1, beam_size].
+        ValueError: If `beam_size < 1`, `n_best` is not in [1, beam_size], or sampling is asked
+            for with `beam_size > 1`.
     """
     if beam_size < 1:
         raise ValueError(f"beam_size must be >= 1, got {beam_size}")
     if not 1 <= n_best <= beam_size:
         raise ValueError(f"n_best must be in [1, beam_size={beam_size}], got {n_best}")
+    if sampling is not None and not sampling.enabled:
+        sampling = None
+    if sampling is not None and beam_size != 1:
+        raise ValueError(f"sampling needs beam_size 1, got {beam_size}")
+    if constraints is not None and not constraints.enabled:
+        constraints = None
     k, n = beam_size, n_best
 
     start_ids = tf.convert_to_tensor(start_ids, tf.int32)
     cache = tf.nest.map_structure(tf.convert_to_tensor, cache)
     max_lengths = tf.maximum(tf.convert_to_tensor(max_lengths, tf.int32), 1)  # [B]
     batch_size = tf.shape(start_ids)[0]
+    if sampling is not None and sample_keys is None:
+        sample_keys = tf.range(batch_size)
     # Only beam 0 is alive at first, so the K copies of BOS do not yield K identical beams.
     initial_log_probs = tf.tile([[0.0] + [NEG_INF] * (k - 1)], [batch_size, 1])  # [B, K]
     state = BeamState(
@@ -268,14 +316,24 @@ def beam_search(
         step = state.step
         flat_ids = flatten_beam(state.alive_ids[:, :, -1])  # [B, K] -> [B*K]
         logits, new_cache = step_fn(flat_ids, step, state.cache)
-        log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))  # [B*K, V]
+        if constraints is None and prefix is None:
+            log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))  # [B*K, V]
+        else:
+            log_probs = constrained_log_probs(
+                tf.cast(logits, tf.float32), state.alive_ids, step, constraints, prefix
+            )  # [B*K, V]
         vocab_size = log_probs.shape[-1] or tf.shape(log_probs)[-1]
         log_probs = unflatten_beam(log_probs, k)  # [B*K, V] -> [B, K, V]
 
         # 2K best (beam, token) continuations of the alive beams.
         total = state.alive_log_probs[:, :, tf.newaxis] + log_probs  # [B, K, V]
         total = tf.reshape(total, [-1, k * vocab_size])  # [B, K, V] -> [B, K*V]
-        cand_log_probs, cand_indices = tf.math.top_k(total, k=2 * k)  # [B, 2K]
+        if sampling is None:
+            cand_log_probs, cand_indices = tf.math.top_k(total, k=2 * k)  # [B, 2K]
+        else:
+            cand_log_probs, cand_indices = _sampled_candidates(
+                log_probs[:, 0], total, sampling, uniform_noise(sampling.seed, sample_keys, step)
+            )  # [B, 2]
         cand_beams = cand_indices // vocab_size  # [B, 2K]
         cand_tokens = cand_indices % vocab_size  # [B, 2K]
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import select
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import BinaryIO, TextIO
 
 from absl import logging
 
 from t2t_lite.atomic import AtomicFile
+from t2t_lite.data.errors import DataError
 from t2t_lite.data.text import decode_line, normalize
 from t2t_lite.inference.translator import Hypothesis, Translator
 
@@ -63,27 +64,57 @@ def format_hypotheses(index: int, hyps: list[Hypothesis], n_best: int) -> str:
     return "".join(f"{index} ||| {normalize(h.text)} ||| {h.score:.4f}\n" for h in hyps)
 
 
+def read_prefixes(path: str) -> list[str]:
+    """The lines of a target-prefix file (split on `\\n` only, like the input).
+
+    Raises:
+        DataError: a line is not valid UTF-8 (names the file and the line number).
+    """
+    with open(path, "rb") as f:
+        return [
+            decode_line(raw, f"{path}, line {number}").rstrip("\n")
+            for number, raw in enumerate(f, start=1)
+        ]
+
+
 def translate_stream(
     translator: Translator,
     source: BinaryIO,
     source_name: str,
     target: TextIO,
     chunk_lines: int = 1000,
+    target_prefixes: Sequence[str] | None = None,
     **search_kwargs,
 ) -> int:
     """Translates `source` chunk by chunk into `target`; returns the number of input lines.
 
-    `search_kwargs` (beam_size, alpha, n_best, batch_tokens, parallel_batches) go to
+    `target_prefixes` has one entry per input line (or is None). `search_kwargs` (beam_size,
+    alpha, n_best, batch_tokens, parallel_batches, sampling and repetition options) go to
     `translate_nbest`.
+
+    Raises:
+        DataError: `target_prefixes` does not have one entry per input line.
     """
     n_best = search_kwargs.get("n_best") or translator.decode.n_best
     done = 0
     for chunk in read_chunks(source, source_name, chunk_lines):
+        if target_prefixes is not None:
+            if len(target_prefixes) < done + len(chunk):
+                raise DataError(
+                    f"the target prefixes have {len(target_prefixes)} lines, fewer than the "
+                    f"input ({done + len(chunk)} lines or more): one prefix line per input line"
+                )
+            search_kwargs["target_prefixes"] = target_prefixes[done : done + len(chunk)]
         results = translator.translate_nbest(chunk, first_line=done + 1, **search_kwargs)
         target.write("".join(format_hypotheses(done + i, h, n_best) for i, h in enumerate(results)))
         target.flush()
         done += len(chunk)
         logging.info("translated %d lines: %s", done, translator.stats.summary())
+    if target_prefixes is not None and len(target_prefixes) != done:
+        raise DataError(
+            f"the target prefixes have {len(target_prefixes)} lines, the input {done}: "
+            "one prefix line per input line"
+        )
     return done
 
 

@@ -22,7 +22,9 @@ from t2t_lite.constants import BOS_ID, EOS_ID, PAD_ID
 from t2t_lite.data.batching import length_batches
 from t2t_lite.data.text import normalize
 from t2t_lite.hardware import decode_layout
-from t2t_lite.inference.beam_search import BeamSearchOutput, beam_search
+from t2t_lite.inference.beam_search import BeamSearchOutput, beam_search, gather_beams
+from t2t_lite.inference.constraints import Constraints, TargetPrefix
+from t2t_lite.inference.sampling import Sampling, row_keys
 from t2t_lite.transformer import Transformer
 from t2t_lite.vocab import Vocabulary
 
@@ -62,23 +64,65 @@ def search_batch(
     beam_size: int,
     alpha: float,
     n_best: int = 1,
+    constraints: Constraints | None = None,
+    sampling: Sampling | None = None,
+    prefix: TargetPrefix | None = None,
+    keys: tf.Tensor | None = None,
 ) -> BeamSearchOutput:
     """Beam search over one batch of sources `[B, S]` (pieces + EOS, 0 = padding; no EOS
     when `model.source_eos` is false).
 
     Each sentence may produce `ceil(max_length_a * source_length) + max_length_b` pieces (EOS
-    included), at most the model's `max_length`. Beam 1 is greedy search: the length penalty
-    is then ignored, so the first hypothesis to end wins, as in a plain argmax loop.
+    included), at least one more than its target prefix, at most the model's `max_length`.
+    Beam 1 is greedy search: the length penalty is then ignored, so the first hypothesis to
+    end wins, as in a plain argmax loop. With `sampling` (beam 1), each sentence gets `n_best`
+    independent samples, best first; `keys` [B] (default 0..B-1) name the sentences' random
+    streams. `constraints` and `prefix` as in `beam_search`.
     """
-    step, cache = model.step_fn(source_ids, beam_size)
+    if sampling is not None and not sampling.enabled:
+        sampling = None
+    rows = n_best if sampling is not None else beam_size  # decoder rows per sentence
+    step, cache = model.step_fn(source_ids, rows)
     source_lengths = tf.reduce_sum(tf.cast(source_ids != PAD_ID, tf.float32), 1)  # [B]
     max_lengths = tf.cast(
         tf.math.ceil(decode.max_length_a * source_lengths) + decode.max_length_b, tf.int32
     )
+    if prefix is not None:
+        max_lengths = tf.maximum(max_lengths, prefix.lengths + 1)
     max_lengths = tf.minimum(max_lengths, model.max_length)  # [B]
-    start_ids = tf.fill([tf.shape(source_ids)[0]], BOS_ID)
+    batch_size = tf.shape(source_ids)[0]
+    start_ids = tf.fill([batch_size], BOS_ID)
     alpha = 0.0 if beam_size == 1 else alpha
-    return beam_search(step, start_ids, cache, beam_size, EOS_ID, max_lengths, alpha, n_best)
+    if sampling is None:
+        return beam_search(
+            step, start_ids, cache, beam_size, EOS_ID, max_lengths, alpha, n_best,
+            constraints=constraints, prefix=prefix,
+        )  # fmt: skip
+
+    # N independent samples: N rows of beam 1 per sentence (row b*N + n).
+    def repeat(t):
+        return tf.repeat(t, n_best, axis=0)  # [B, ...] -> [B*N, ...]
+
+    keys = tf.range(batch_size) if keys is None else keys
+    out = beam_search(
+        step, repeat(start_ids), cache, 1, EOS_ID, repeat(max_lengths), 0.0, 1,
+        constraints=constraints,
+        prefix=None if prefix is None else TargetPrefix(*map(repeat, prefix)),
+        sampling=sampling,
+        sample_keys=row_keys(keys, n_best),
+    )  # fmt: skip
+    return _samples_best_first(out, n_best)
+
+
+def _samples_best_first(out: BeamSearchOutput, samples: int) -> BeamSearchOutput:
+    """[B*N, 1, ...] single-hypothesis outputs -> [B, N, ...], sorted by score per sentence."""
+    scores = tf.reshape(out.scores, [-1, samples])  # [B*N, 1] -> [B, N]
+    scores, order = tf.math.top_k(scores, k=samples)  # [B, N]
+    ids = tf.reshape(out.ids, [-1, samples, tf.shape(out.ids)[2]])  # [B*N, 1, L] -> [B, N, L]
+    lengths = tf.reshape(out.lengths, [-1, samples])  # [B*N, 1] -> [B, N]
+    log_probs = tf.reshape(out.log_probs, [-1, samples])  # [B*N, 1] -> [B, N]
+    ids, lengths, log_probs = gather_beams((ids, lengths, log_probs), order)
+    return BeamSearchOutput(ids=ids, scores=scores, lengths=lengths, log_probs=log_probs)
 
 
 class Translator:
@@ -114,22 +158,71 @@ class Translator:
     def reset_stats(self) -> None:
         self.stats = TranslationStats()
 
-    def search_fn(self, beam_size: int, alpha: float, n_best: int) -> Callable:
+    def search_fn(
+        self,
+        beam_size: int,
+        alpha: float,
+        n_best: int,
+        constraints: Constraints | None = None,
+        sampling: Sampling | None = None,
+        with_prefix: bool = False,
+    ) -> Callable:
         """The compiled search for these settings: `source_ids [B, S] -> BeamSearchOutput`.
+
+        With any option (`constraints` or `sampling` enabled, `with_prefix`), the function
+        takes `(source_ids [B, S], prefix_ids [B, P], prefix_lengths [B], keys [B] int64)`:
+        the target prefixes (ignored unless `with_prefix`) and the sentences' random-stream
+        keys (ignored unless sampling).
 
         Traced once per setting; the input signature keeps batch and length dynamic so
         differently shaped batches reuse the same graph.
         """
-        key = (beam_size, alpha, n_best)
+        constraints = constraints if constraints is not None and constraints.enabled else None
+        sampling = sampling if sampling is not None and sampling.enabled else None
+        key = (beam_size, alpha, n_best, constraints, sampling, with_prefix)
         if key not in self._searches:
             model, cfg = self.model, self.decode
+            if constraints is None and sampling is None and not with_prefix:
 
-            @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)])
-            def search(source_ids):
-                return search_batch(model, source_ids, cfg, beam_size, alpha, n_best)
+                @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)])
+                def search(source_ids):
+                    return search_batch(model, source_ids, cfg, beam_size, alpha, n_best)
+
+            else:
+
+                @tf.function(
+                    input_signature=[
+                        tf.TensorSpec([None, None], tf.int32),
+                        tf.TensorSpec([None, None], tf.int32),
+                        tf.TensorSpec([None], tf.int32),
+                        tf.TensorSpec([None], tf.int64),
+                    ]
+                )
+                def search(source_ids, prefix_ids, prefix_lengths, keys):
+                    prefix = TargetPrefix(prefix_ids, prefix_lengths) if with_prefix else None
+                    return search_batch(
+                        model, source_ids, cfg, beam_size, alpha, n_best,
+                        constraints=constraints, sampling=sampling, prefix=prefix, keys=keys,
+                    )  # fmt: skip
 
             self._searches[key] = search
         return self._searches[key]
+
+    def encode_prefixes(self, prefixes: Sequence[str], line_numbers: Sequence[int]) -> list:
+        """Target piece ids of each prefix (no EOS), cut so that one more piece fits in the
+        model's maximum length, with a warning that names the line."""
+        limit = self.model.max_length - 1
+        encoded = self.target_vocab.encode([normalize(p) for p in prefixes])
+        for number, ids in zip(line_numbers, encoded, strict=True):
+            if len(ids) > limit:
+                logging.warning(
+                    "target prefix of line %d has %d pieces; at most %d fit: truncated",
+                    number,
+                    len(ids),
+                    limit,
+                )
+                del ids[limit:]
+        return encoded
 
     def encode(self, lines: Sequence[str], line_numbers: Sequence[int]) -> list[list[int]]:
         """Piece ids (+ EOS if the model's sources end with it) per line, cut to the model's
@@ -161,6 +254,13 @@ class Translator:
         first_line: int = 1,
         max_batch_size: int = 0,
         parallel_batches: int | str | None = None,
+        target_prefixes: Sequence[str] | None = None,
+        sampling_topk: int | None = None,
+        sampling_topp: float | None = None,
+        sampling_temperature: float | None = None,
+        seed: int | None = None,
+        no_repeat_ngram_size: int | None = None,
+        repetition_penalty: float | None = None,
     ) -> list[list[Hypothesis]]:
         """Translates every line; returns `n_best` hypotheses per line, best first.
 
@@ -171,11 +271,25 @@ class Translator:
             lines: source sentences, one per entry.
             beam_size, alpha, n_best, batch_tokens, parallel_batches: override the `decode`
                 defaults; parallel_batches "auto": `t2t_lite.hardware.decode_layout`.
-            first_line: line number of `lines[0]`, for warnings about long lines.
+            first_line: line number of `lines[0]`, for warnings about long lines; with
+                sampling, also the random-stream key of the first line, so a line's samples
+                do not depend on how the input is batched or chunked.
             max_batch_size: at most this many sentences per batch (0 = no limit).
+            target_prefixes: one target prefix per line ("" = none): each translation
+                starts with its prefix, and the search continues from it.
+            sampling_topk, sampling_topp, sampling_temperature, seed: random sampling
+                (`t2t_lite.inference.sampling.Sampling`; topk 1 = greedy, needs beam 1);
+                n_best is then the number of independent samples per line.
+            no_repeat_ngram_size, repetition_penalty: repetition control
+                (`t2t_lite.inference.constraints.Constraints`).
+            Options left None take the `decode` defaults.
 
         Returns:
             One list of hypotheses per input line, in input order.
+
+        Raises:
+            ValueError: an option is out of range, or `target_prefixes` does not have one
+                entry per line.
         """
         cfg = self.decode
         beam_size = beam_size or cfg.beam_size
@@ -185,8 +299,30 @@ class Translator:
         parallel_batches = parallel_batches or cfg.parallel_batches
         if parallel_batches == "auto":
             parallel_batches = decode_layout().parallel_batches
-        if n_best > beam_size:
+
+        def pick(value, default):
+            return default if value is None else value
+
+        sampling = Sampling(
+            topk=pick(sampling_topk, cfg.sampling_topk),
+            topp=pick(sampling_topp, cfg.sampling_topp),
+            temperature=pick(sampling_temperature, cfg.sampling_temperature),
+            seed=pick(seed, cfg.seed),
+        )
+        constraints = Constraints(
+            no_repeat_ngram_size=pick(no_repeat_ngram_size, cfg.no_repeat_ngram_size),
+            repetition_penalty=pick(repetition_penalty, cfg.repetition_penalty),
+        )
+        sampling.validate()
+        constraints.validate()
+        if sampling.enabled and beam_size != 1:
+            raise ValueError(f"sampling (sampling_topk != 1) needs beam_size=1, got {beam_size}")
+        if n_best > beam_size and not sampling.enabled:
             raise ValueError(f"n_best={n_best} cannot exceed beam_size={beam_size}")
+        if target_prefixes is not None and len(target_prefixes) != len(lines):
+            raise ValueError(
+                f"{len(target_prefixes)} target prefixes for {len(lines)} lines: one per line"
+            )
         start = time.perf_counter()
         texts = [normalize(line) for line in lines]
         results: list[list[Hypothesis]] = [
@@ -195,14 +331,33 @@ class Translator:
         todo = [i for i, t in enumerate(texts) if t]
         encoded = self.encode([texts[i] for i in todo], [first_line + i for i in todo])
         encoded_by_line = dict(zip(todo, encoded, strict=True))
-        search = self.search_fn(beam_size, alpha, n_best)
+        with_prefix = target_prefixes is not None
+        if with_prefix:
+            prefixes = self.encode_prefixes(
+                [target_prefixes[i] for i in todo], [first_line + i for i in todo]
+            )
+            prefix_by_line = dict(zip(todo, prefixes, strict=True))
+        search = self.search_fn(beam_size, alpha, n_best, constraints, sampling, with_prefix)
+        plain = search.input_signature is not None and len(search.input_signature) == 1
 
         def run(batch: list[int]) -> tuple[np.ndarray, ...]:
             width = max(len(encoded_by_line[i]) for i in batch)
             source = np.zeros([len(batch), width], np.int32)  # [B, S], 0 = padding
             for row, i in enumerate(batch):
                 source[row, : len(encoded_by_line[i])] = encoded_by_line[i]
-            out = search(tf.constant(source))
+            if plain:
+                out = search(tf.constant(source))
+            else:
+                found = [prefix_by_line[i] for i in batch] if with_prefix else [[]] * len(batch)
+                prefix_ids = np.zeros([len(batch), max(1, *map(len, found))], np.int32)
+                for row, ids in enumerate(found):
+                    prefix_ids[row, : len(ids)] = ids  # [B, P], 0 after each prefix
+                out = search(
+                    tf.constant(source),
+                    tf.constant(prefix_ids),
+                    tf.constant([len(ids) for ids in found], tf.int32),
+                    tf.constant([first_line + i for i in batch], tf.int64),
+                )
             return source, out.ids.numpy(), out.scores.numpy(), out.lengths.numpy()
 
         batches = length_batches(todo, [len(e) for e in encoded], batch_tokens, max_batch_size)
