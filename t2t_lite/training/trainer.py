@@ -53,11 +53,18 @@ from t2t_lite.data import (
 )
 from t2t_lite.inference.translator import Translator
 from t2t_lite.model_dir import checkpoint_step, read_config
-from t2t_lite.training.checkpoints import BestCheckpoint, average_checkpoints
+from t2t_lite.training.checkpoints import (
+    BestCheckpoint,
+    average_checkpoints,
+    resume_checkpoint,
+    save_checkpoint,
+)
+from t2t_lite.training.lock import model_dir_lock
 from t2t_lite.training.stopping import StopRequests, agreed_reason
 from t2t_lite.training.summaries import Summaries, log_progress
 from t2t_lite.training.train_state import TrainState
 from t2t_lite.training.workers import check_agreement, is_chief, make_strategy, write_dir
+from t2t_lite.training.write_errors import reporting_write_errors
 from t2t_lite.vocab import Vocabulary, build_vocabularies, load_vocabularies
 
 # Keys that cannot change the weights of the steps already taken: they may differ from the
@@ -211,9 +218,10 @@ def _prepare_model_dir(
     return (*vocabs, pairs, fresh or bool(changes))
 
 
-def _restore(state: TrainState, model_dir: str) -> str | None:
-    """Restores the latest checkpoint of `model_dir` (on every worker); returns its prefix."""
-    prefix = tf.train.latest_checkpoint(os.path.join(model_dir, CHECKPOINTS))
+def _restore(state: TrainState, model_dir: str, chief: bool) -> str | None:
+    """Restores the newest intact checkpoint of `model_dir` (on every worker); returns its
+    prefix. The chief moves unreadable newer ones aside (`resume_checkpoint`)."""
+    prefix = resume_checkpoint(model_dir, state.model, chief)
     if prefix:
         try:
             state.checkpoint.restore(prefix).assert_consumed()
@@ -252,14 +260,15 @@ def train(
     strategy = strategy or make_strategy()
     chief = is_chief(strategy)
     cleanup = _Cleanup(model_dir)
-    try:
-        prepared = _prepare_model_dir(cfg, model_dir, overwrite_config, strategy, chief)
-        with write_dir(model_dir, chief) as out_dir:
-            return _train(cfg, model_dir, out_dir, strategy, chief, *prepared)
-    except BaseException:
-        if chief:
-            cleanup()
-        raise
+    with model_dir_lock(model_dir, enabled=chief), reporting_write_errors(model_dir):
+        try:
+            prepared = _prepare_model_dir(cfg, model_dir, overwrite_config, strategy, chief)
+            with write_dir(model_dir, chief) as out_dir:
+                return _train(cfg, model_dir, out_dir, strategy, chief, *prepared)
+        except BaseException:
+            if chief:
+                cleanup()
+            raise
 
 
 def _train(
@@ -276,7 +285,7 @@ def _train(
     t = cfg.train
     keras.utils.set_random_seed(t.seed)
     state = TrainState(cfg, src_vocab, tgt_vocab, strategy)
-    last_saved = _restore(state, model_dir)
+    last_saved = _restore(state, model_dir, chief)
     start_step = int(state.step.numpy())
     check_agreement(strategy, "the step to start from", start_step)
     if write_config and chief:
@@ -349,13 +358,13 @@ def _train(
                 stale = 0 if best.update(step, bleu, valid_loss) else stale + 1
                 requests.early_stopping = bool(t.early_stopping) and stale >= t.early_stopping
             if step % t.save_every == 0:
-                last_saved = manager.save(checkpoint_number=step)
+                last_saved = save_checkpoint(manager, step)
             requests.time_up = bool(t.max_minutes) and elapsed >= t.max_minutes * 60
             # This step's votes were cast before it: every worker stops after the same step.
             stop_reason = agreed_reason(stats.stop_votes)
     stop_reason = stop_reason or "steps"
     if last_saved is None or checkpoint_step(last_saved) != step:
-        last_saved = manager.save(checkpoint_number=step)
+        last_saved = save_checkpoint(manager, step)
     logging.info("Training stopped at step %d (%s); checkpoint %s", step, stop_reason, last_saved)
     if stop_reason in ("SIGINT", "SIGTERM"):
         logging.info("Run the same command again to resume from step %d", step)
