@@ -14,8 +14,11 @@ A model directory (written by `t2t-train`, read by `t2t-translate`, `t2t-evaluat
     config.yaml               the resolved configuration
     vocab.model               shared SentencePiece model (or vocab.src.model + vocab.tgt.model)
     checkpoints/ckpt-N.*      the last `train.keep_checkpoints` checkpoints (model, optimizer, step)
+    */checkpoint              the list of a folder's checkpoints (tf.train.CheckpointManager)
     best/ckpt-N.*, best.json  the checkpoint with the best validation BLEU, and its scores
     averaged/ckpt-N.*         the average of the last `train.average_last` checkpoints
+    */corrupt/ckpt-N.*        checkpoints found unreadable, moved aside (never deleted)
+    train.lock                held by the one t2t-train writing the directory (its pid and host)
     logs/train, logs/valid    TensorBoard summaries
     data_cache/               the tokenized training pairs, reused by a resumed run
     ctranslate2/<name>/       CTranslate2 exports made by `t2t-translate --engine=ctranslate2`,
@@ -33,9 +36,12 @@ SHARED_VOCAB = "vocab.model"
 SOURCE_VOCAB = "vocab.src.model"
 TARGET_VOCAB = "vocab.tgt.model"
 CHECKPOINTS = "checkpoints"
+CHECKPOINT_STATE = "checkpoint"
 BEST = "best"
 BEST_JSON = "best.json"
 AVERAGED = "averaged"
+CORRUPT = "corrupt"
+LOCK_FILE = "train.lock"
 LOGS = "logs"
 DATA_CACHE = "data_cache"
 CTRANSLATE2_CACHE = "ctranslate2"

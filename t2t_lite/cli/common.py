@@ -11,12 +11,14 @@ from absl import app, flags, logging
 
 from t2t_lite.config import ConfigError
 from t2t_lite.data.errors import DataError
+from t2t_lite.model_dir import ModelDirError
 
 # Errors caused by the user's input: reported as `prog: error: message`, exit status 2, no
 # traceback. Anything else is a bug and keeps its traceback.
 USER_ERRORS = (
     ConfigError,
     DataError,
+    ModelDirError,
     FileNotFoundError,
     FileExistsError,
     IsADirectoryError,

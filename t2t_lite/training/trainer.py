@@ -60,12 +60,19 @@ from t2t_lite.data import (
 from t2t_lite.hardware import resolve_auto, resolve_precision
 from t2t_lite.inference.translator import Translator
 from t2t_lite.model_dir import checkpoint_step, read_config
-from t2t_lite.training.checkpoints import BestCheckpoint, average_checkpoints
+from t2t_lite.training.checkpoints import (
+    BestCheckpoint,
+    average_checkpoints,
+    resume_checkpoint,
+    save_checkpoint,
+)
+from t2t_lite.training.lock import model_dir_lock
 from t2t_lite.training.progress import Progress
 from t2t_lite.training.stopping import StopRequests, agreed_reason
 from t2t_lite.training.summaries import Summaries
 from t2t_lite.training.train_state import StepStats, TrainState
 from t2t_lite.training.workers import check_agreement, is_chief, make_strategy, write_dir
+from t2t_lite.training.write_errors import reporting_write_errors
 from t2t_lite.vocab import Vocabulary, build_vocabularies, load_vocabularies
 
 NUM_SAMPLES = 3
@@ -250,9 +257,10 @@ def _prepare_model_dir(
     )
 
 
-def _restore(state: TrainState, model_dir: str) -> str | None:
-    """Restores the latest checkpoint of `model_dir` (on every worker); returns its prefix."""
-    prefix = tf.train.latest_checkpoint(os.path.join(model_dir, CHECKPOINTS))
+def _restore(state: TrainState, model_dir: str, chief: bool) -> str | None:
+    """Restores the newest intact checkpoint of `model_dir` (on every worker); returns its
+    prefix. The chief moves unreadable newer ones aside (`resume_checkpoint`)."""
+    prefix = resume_checkpoint(model_dir, state.model, chief)
     if prefix:
         try:
             state.checkpoint.restore(prefix).assert_consumed()
@@ -291,14 +299,15 @@ def train(
     strategy = strategy or make_strategy()
     chief = is_chief(strategy)
     cleanup = _Cleanup(model_dir)
-    try:
-        run = _prepare_model_dir(cfg, model_dir, overwrite_config, strategy, chief)
-        with write_dir(model_dir, chief) as out_dir:
-            return _Trainer(run, out_dir)()
-    except BaseException:
-        if chief:
-            cleanup()
-        raise
+    with model_dir_lock(model_dir, enabled=chief), reporting_write_errors(model_dir):
+        try:
+            run = _prepare_model_dir(cfg, model_dir, overwrite_config, strategy, chief)
+            with write_dir(model_dir, chief) as out_dir:
+                return _Trainer(run, out_dir)()
+        except BaseException:
+            if chief:
+                cleanup()
+            raise
 
 
 class _Trainer:
@@ -314,7 +323,7 @@ class _Trainer:
         self.run = run
         keras.utils.set_random_seed(t.seed)
         self.state = TrainState(cfg, run.src_vocab, run.tgt_vocab, run.strategy)
-        self.last_saved = _restore(self.state, run.model_dir)
+        self.last_saved = _restore(self.state, run.model_dir, run.chief)
         self.start_step = int(self.state.step.numpy())
         check_agreement(run.strategy, "the step to start from", self.start_step)
         if run.write_config and run.chief:
@@ -360,7 +369,7 @@ class _Trainer:
                     validation(step, self.summaries)
                     requests.early_stopping = validation.stalled
                 if step % t.save_every == 0:
-                    self.last_saved = self.manager.save(checkpoint_number=step)
+                    self.last_saved = save_checkpoint(self.manager, step)
                 requests.time_up = progress.time_up
                 # This step's votes were cast before it: every worker stops after the same step.
                 stop_reason = agreed_reason(stats.stop_votes)
@@ -385,7 +394,7 @@ class _Trainer:
         """Saves the last update (unless saved already), averages checkpoints if asked."""
         t = self.run.cfg.train
         if self.last_saved is None or checkpoint_step(self.last_saved) != step:
-            self.last_saved = self.manager.save(checkpoint_number=step)
+            self.last_saved = save_checkpoint(self.manager, step)
         logging.info(
             "Training stopped at step %d (%s); checkpoint %s", step, stop_reason, self.last_saved
         )
