@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import glob
 import os
 
 import tensorflow as tf
@@ -167,9 +168,14 @@ def _some(paths: list[str]) -> str:
 
 
 def checkpoint_prefixes(directory: str) -> list[str]:
-    """The checkpoints the `checkpoint` state file of `directory` lists, oldest first."""
+    """The checkpoints the `checkpoint` state file of `directory` lists, oldest first; without
+    a state file, the `ckpt-N` checkpoints whose index file is there, by step."""
     state = tf.train.get_checkpoint_state(directory)
-    return list(state.all_model_checkpoint_paths) if state else []
+    if state:
+        return list(state.all_model_checkpoint_paths)
+    indexes = glob.glob(os.path.join(glob.escape(directory), "ckpt-*.index"))
+    prefixes = [path[: -len(".index")] for path in indexes]
+    return sorted((p for p in prefixes if p.rsplit("-", 1)[1].isdigit()), key=checkpoint_step)
 
 
 def find_checkpoint(model_dir: str, checkpoint: str = "") -> str:

@@ -3,6 +3,7 @@
 import os
 
 import numpy as np
+import tensorflow as tf
 
 from t2t_lite.config import Config, load_config
 from t2t_lite.model_dir import load_model

@@ -189,6 +189,7 @@ def resume_checkpoint(model_dir: str, model: Transformer, chief: bool = True) ->
     def newest(folder: str) -> str | None:
         directory = os.path.join(model_dir, folder)
         if chief:
+            _restore_state(directory)
             remove_save_remnants(directory)
         return _newest_readable(directory, move=chief)
 
@@ -201,6 +202,24 @@ def resume_checkpoint(model_dir: str, model: Transformer, chief: bool = True) ->
     if prefix:
         check_checkpoint_fits(prefix, model, *load_vocabularies(model_dir))
     return prefix
+
+
+def _restore_state(directory: str) -> None:
+    """Writes the `checkpoint` state of a folder whose state file is lost but whose `ckpt-N`
+    files are there, so that a resumed run continues after them instead of saving over them."""
+    if tf.train.get_checkpoint_state(directory) is not None:
+        return
+    prefixes = checkpoint_prefixes(directory)  # from the files
+    if prefixes:
+        tf.compat.v1.train.update_checkpoint_state(
+            directory, prefixes[-1], all_model_checkpoint_paths=prefixes
+        )
+        logging.warning(
+            "%s had no %s file; rebuilt it from the checkpoints there (%s)",
+            directory,
+            CHECKPOINT_STATE,
+            ", ".join(os.path.basename(p) for p in prefixes),
+        )
 
 
 def _move_best_json_aside(model_dir: str, moved: str) -> None:

@@ -137,12 +137,6 @@ def test_resuming_never_rewrites_a_saved_checkpoint(resumed):
     assert checkpoint_files(os.path.join(resumed.model_dir, CHECKPOINTS)) == resumed.after_second
 
 
-@pytest.mark.xfail(
-    reason="nothing guards the checkpoint files: when checkpoints/checkpoint (the list of "
-    "checkpoints) is lost, a resumed run finds no checkpoint, starts again from step 0 and "
-    "saves over ckpt-N",
-    strict=False,
-)
 def test_checkpoints_missing_from_the_checkpoint_list_are_not_overwritten(tmp_path):
     model_dir = str(tmp_path / "model")
     checkpoints = os.path.join(model_dir, CHECKPOINTS)
