@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from t2t_lite.constants import PAD_ID
-from t2t_lite.data import eval_dataset
+from t2t_lite.data import TokenPairs, make_eval_dataset
 from t2t_lite.training.train_state import TrainState
 from t2t_lite.vocab import build_vocabularies
 from tests.helpers import made_up_sentences
@@ -29,7 +29,7 @@ def vocab(tmp_path_factory):
 def one_batch(vocab, sentences: list[str]) -> dict[str, tf.Tensor]:
     """`sentences` (copied) as one padded batch, in their order."""
     ids = vocab.encode(sentences)
-    (batch,) = list(eval_dataset(ids, ids, batch_tokens=100_000))
+    (batch,) = list(make_eval_dataset(TokenPairs.from_lists(ids, ids), batch_tokens=100_000))
     return batch
 
 
@@ -38,7 +38,7 @@ def new_state(cfg, vocab) -> TrainState:
     keras.utils.set_random_seed(7)
     state = TrainState(cfg, vocab, vocab, tf.distribute.get_strategy())
     names = ("source", "target_in", "target_out")
-    state.fix_batch_spec({name: tf.TensorSpec([None, None], tf.int32) for name in names})
+    state.trace_train_step({name: tf.TensorSpec([None, None], tf.int32) for name in names})
     return state
 
 
