@@ -15,7 +15,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import tensorflow as tf
-from absl import logging
 
 from t2t_lite.config import DecodeConfig
 from t2t_lite.constants import BOS_ID, EOS_ID, PAD_ID
@@ -24,6 +23,7 @@ from t2t_lite.data.text import normalize
 from t2t_lite.hardware import decode_layout
 from t2t_lite.inference.beam_search import BeamSearchOutput, beam_search, gather_beams
 from t2t_lite.inference.constraints import Constraints, TargetPrefix
+from t2t_lite.inference.encoding import encode_lines
 from t2t_lite.inference.sampling import Sampling, row_keys
 from t2t_lite.transformer import Transformer
 from t2t_lite.vocab import Vocabulary
@@ -211,36 +211,19 @@ class Translator:
     def encode_prefixes(self, prefixes: Sequence[str], line_numbers: Sequence[int]) -> list:
         """Target piece ids of each prefix (no EOS), cut so that one more piece fits in the
         model's maximum length, with a warning that names the line."""
+        texts = [normalize(p) for p in prefixes]
         limit = self.model.max_length - 1
-        encoded = self.target_vocab.encode([normalize(p) for p in prefixes])
-        for number, ids in zip(line_numbers, encoded, strict=True):
-            if len(ids) > limit:
-                logging.warning(
-                    "target prefix of line %d has %d pieces; at most %d fit: truncated",
-                    number,
-                    len(ids),
-                    limit,
-                )
-                del ids[limit:]
-        return encoded
+        return encode_lines(self.target_vocab, texts, line_numbers, limit, "target prefix")[0]
 
     def encode(self, lines: Sequence[str], line_numbers: Sequence[int]) -> list[list[int]]:
         """Piece ids (+ EOS if the model's sources end with it) per line, cut to the model's
         maximum length with a warning that names the line (`line_numbers[i]` is the input line
-        number of `lines[i]`)."""
+        number of `lines[i]`; `t2t_lite.inference.encoding.encode_lines`)."""
         eos = [EOS_ID] if self.model.source_eos else []
         limit = self.model.max_length - len(eos)  # pieces
-        encoded = self.source_vocab.encode(lines)
-        for number, ids in zip(line_numbers, encoded, strict=True):
-            if len(ids) > limit:
-                logging.warning(
-                    "input line %d has %d pieces; the model takes at most %d: truncated",
-                    number,
-                    len(ids),
-                    limit,
-                )
-                self.stats.truncated += 1
-                del ids[limit:]
+        encoded, truncated = encode_lines(self.source_vocab, lines, line_numbers, limit)
+        self.stats.truncated += truncated
+        for ids in encoded:
             ids.extend(eos)
         return encoded
 
