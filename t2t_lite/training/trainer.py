@@ -57,7 +57,7 @@ from t2t_lite.data import (
     make_eval_dataset,
     make_train_dataset,
 )
-from t2t_lite.hardware import resolve_auto, resolve_precision
+from t2t_lite.hardware import resolve_auto
 from t2t_lite.inference.translator import Translator
 from t2t_lite.model_dir import checkpoint_step, read_config
 from t2t_lite.training.checkpoints import (
@@ -381,7 +381,7 @@ class _Trainer:
         With a float16 loss scale a non-finite gradient norm is expected now and then: the
         optimizer skips that update and lowers the scale.
         """
-        loss_scaled = resolve_precision(self.run.cfg.train.mixed_precision)[0] == "float16"
+        loss_scaled = self.state.mixed_precision == "float16"  # resolved by TrainState
         if math.isfinite(stats.loss) and (math.isfinite(stats.grad_norm) or loss_scaled):
             return
         raise FloatingPointError(
