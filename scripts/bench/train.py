@@ -80,13 +80,14 @@ def run(args: argparse.Namespace) -> list[dict]:
     for _ in range(args.warmup_steps):
         step()
     warmup_seconds = time.perf_counter() - start
-    tokens, flops, start = 0.0, 0.0, time.perf_counter()
+    tokens, timed, start = 0.0, [], time.perf_counter()
     for _ in range(args.steps):
         group = [next(batches) for _ in range(cfg.train.accumulate_steps)]
         stats = state.train_step(group)
         tokens += stats.tokens
-        flops += sum(training_flops(cfg, b) for b in group)
+        timed += group
     seconds = time.perf_counter() - start
+    flops = sum(training_flops(cfg, b) for b in timed)  # counted outside the timed loop
     dtype = state.model.compute_dtype  # the precision "auto" (or --set) chose
     peak = peak_matmul_flops(dtype)
     row = {
