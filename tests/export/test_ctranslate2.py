@@ -3,24 +3,22 @@
 import os
 import sys
 
-import keras
 import numpy as np
 import pytest
 import sentencepiece as spm
 import tensorflow as tf
 
-from t2t_lite.config import load_config
-from t2t_lite.constants import CHECKPOINTS, CONFIG_FILE
+from t2t_lite.constants import CHECKPOINTS
 from t2t_lite.export.ctranslate2 import (
     ctranslate2_translate,
     export_ctranslate2,
     load_ctranslate2_translator,
 )
 from t2t_lite.inference.translator import Translator
-from t2t_lite.model_dir import build_model
-from t2t_lite.vocab import build_vocabularies, load_vocabularies
-from tests.helpers import CONFIGS, made_up_sentences, run_cli
-from tests.trained_model import copy_batch, train
+from t2t_lite.model_dir import load_model
+from t2t_lite.vocab import load_vocabularies
+from tests.helpers import made_up_sentences, run_cli
+from tests.trained_model import copy_batch, make_trained_model_dir
 
 pytest.importorskip("ctranslate2")
 
@@ -40,21 +38,11 @@ VARIANTS = {
 def trained(request, tmp_path_factory):
     """`(model, cfg, src_vocab, tgt_vocab)`: the tiny preset trained to upper-case its input,
     saved as a model directory (the vocabularies' folder) for the command-line tools."""
-    keras.utils.set_random_seed(1234)
     # Cap every translation at max_length (EOS included), the one limit CTranslate2 has.
     decode = ["decode.max_length_a=0", "decode.max_length_b=64", "model.max_length=64"]
-    cfg = load_config(os.path.join(CONFIGS, "tiny.yaml"), VARIANTS[request.param] + decode)
-    texts = made_up_sentences(200)
-    targets = [text.upper() for text in texts]  # so a swapped source/target vocab shows
     model_dir = str(tmp_path_factory.mktemp(request.param))
-    src_vocab, tgt_vocab = build_vocabularies(cfg, model_dir, texts, targets)
-    model = build_model(cfg, src_vocab, tgt_vocab)
-    batch = copy_batch(src_vocab.encode(texts), tgt_vocab.encode(targets), model.source_eos)
-    train(model, *batch)
-    with open(os.path.join(model_dir, CONFIG_FILE), "w", encoding="utf-8") as f:
-        f.write(cfg.to_yaml())
-    checkpoints = os.path.join(model_dir, CHECKPOINTS)
-    tf.train.CheckpointManager(tf.train.Checkpoint(model=model), checkpoints, 1).save(1)
+    make_trained_model_dir(model_dir, VARIANTS[request.param] + decode)
+    model, cfg, src_vocab, tgt_vocab, _ = load_model(model_dir)
     return model, cfg, src_vocab, tgt_vocab
 
 
