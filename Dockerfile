@@ -57,10 +57,13 @@ RUN existing="$(getent passwd "${T2T_UID}" | cut -d: -f1 || true)" \
 USER ${T2T_UID}
 
 # TensorBoard: docker run -p 6006:6006 -v $PWD/runs:/runs t2t_lite tensorboard --logdir /runs --bind_all
-EXPOSE 6006
+# Translation service (README.md, "Serving"): docker run -p 8080:8080 -v $PWD/runs:/runs
+#   t2t_lite t2t-serve --model_dir=/runs/m30k --host=0.0.0.0
+EXPOSE 6006 8080
 
 # No wrapper entrypoint (the CUDA base images set one that prints a banner): the command
 # given to `docker run` runs directly as PID 1, so `docker stop` (SIGTERM) reaches t2t-train,
-# which saves a checkpoint and exits. Without a command, an interactive shell.
+# which saves a checkpoint and exits, or t2t-serve, which answers the requests in flight and
+# exits. Without a command, an interactive shell.
 ENTRYPOINT []
 CMD ["bash"]

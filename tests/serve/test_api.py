@@ -27,21 +27,16 @@ def test_text_string_and_list_answer_one_result_per_line_in_order(server, transl
 
 
 def test_options_scores_n_best_and_target_prefix(server, translator):
-    status, _, body = request(
-        server.url + "/translate", {"text": ["a dog runs"], "n_best": 2, "scores": True}
-    )
+    lines, prefixes = ["a dog runs", "a cat"], ["", "x"]
+    body = {"text": lines, "n_best": 2, "scores": True, "target_prefix": prefixes}
+    status, _, body = request(server.url + "/translate", body)
     assert status == 200, body
-    expected = translator.translate_nbest(["a dog runs"], n_best=2)[0]
-    (result,) = body["results"]
-    assert [h["translation"] for h in result["n_best"]] == [h.text for h in expected]
-    assert [h["score"] for h in result["n_best"]] == pytest.approx([h.score for h in expected])
-    assert (result["translation"], result["score"]) == (expected[0].text, expected[0].score)
-    status, _, body = request(
-        server.url + "/translate", {"text": ["a dog", "a cat"], "target_prefix": ["", "x"]}
-    )
-    assert status == 200, body
-    expected = translator.translate(["a dog", "a cat"], target_prefixes=["", "x"])
-    assert [r["translation"] for r in body["results"]] == expected
+    expected = translator.translate_nbest(lines, n_best=2, target_prefixes=prefixes)
+    for result, hyps in zip(body["results"], expected, strict=True):
+        assert [h["translation"] for h in result["n_best"]] == [h.text for h in hyps]
+        assert [h["score"] for h in result["n_best"]] == pytest.approx([h.score for h in hyps])
+        assert result["translation"] == hyps[0].text
+        assert result["score"] == pytest.approx(hyps[0].score)
 
 
 def test_concurrent_clients_each_get_their_own_lines_in_order(server, translator):
