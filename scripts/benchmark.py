@@ -11,6 +11,9 @@ Subjects (one module each in scripts/bench/):
              control) against plain greedy and beam 4, as sentences/s and a ratio.
     scaling  greedy decode time against source length (1, 2, 4, 8 sentences glued together):
              with the key/value cache, time per generated token should stay about flat.
+    serve    t2t-serve on loopback: sentences/s and p50/p99 latency at 1, 8, 32 concurrent
+             clients against t2t-translate on the same sentences; then a soak of mixed valid,
+             oversized, malformed and abandoned requests (statuses checked, RSS before/after).
     flops    the model's FLOPs per training step against the measured peak matmul throughput
              of this machine (float32 and bfloat16).
     all      train, flops, and decode and scaling if --model_dir is given.
@@ -19,6 +22,7 @@ Usage:
     python scripts/benchmark.py train [--set key=value ...] [--steps 60] [--compare-onmt]
     python scripts/benchmark.py decode --model_dir runs/m30k [--batch_sizes 16 32 64]
     python scripts/benchmark.py decode_options --model_dir runs/m30k [--batch_size 32]
+    python scripts/benchmark.py serve --model_dir runs/m30k [--mode load|soak|all]
     python scripts/benchmark.py all --model_dir runs/m30k --json bench.json
     python scripts/benchmark.py SUBJECT --help
 
@@ -39,7 +43,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the bench package
 sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # t2t_lite
 
-from bench import common, decode, decode_options, flops, onmt, train  # noqa: E402
+from bench import common, decode, decode_options, flops, onmt, serve, train  # noqa: E402
 
 
 def _all_decode_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -69,6 +73,11 @@ _SUBJECTS = {
         "the cost of each decoding option against plain greedy and beam search",
         [decode.add_model_arguments, decode_options.add_arguments],
         decode_options.run,
+    ),
+    "serve": (
+        "t2t-serve under load (1, 8, 32 clients) against t2t-translate, and a soak",
+        [decode.add_model_arguments, serve.add_arguments],
+        serve.run,
     ),
     "scaling": (
         "greedy decoding time per output piece against source length",
