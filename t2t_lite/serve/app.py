@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import importlib.resources
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -118,7 +120,9 @@ def create_app(service: Service) -> web.Application:
         seconds = time.perf_counter() - start
         metrics.sentences.inc(len(parsed.lines))
         metrics.latency.observe(seconds)
-        return web.json_response({"results": answer(parsed, hypotheses), "seconds": seconds})
+        return web.json_response(
+            {"results": answer(parsed, hypotheses), "seconds": seconds}, dumps=_dumps
+        )
 
     async def health(request: web.Request) -> web.Response:
         return web.json_response(
@@ -146,4 +150,5 @@ def create_app(service: Service) -> web.Application:
     return app
 
 
+_dumps = functools.partial(json.dumps, ensure_ascii=False)  # UTF-8 text, not \u escapes
 _PAGE = importlib.resources.files("t2t_lite.serve").joinpath("index.html").read_text("utf-8")
