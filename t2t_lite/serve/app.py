@@ -23,7 +23,7 @@ from aiohttp import web
 
 from t2t_lite.config import DecodeConfig
 from t2t_lite.inference.translator import Hypothesis
-from t2t_lite.serve.batcher import Batcher
+from t2t_lite.serve.batcher import Batcher, Stopping
 from t2t_lite.serve.metrics import CONTENT_TYPE, Metrics
 from t2t_lite.serve.request import Limits, RequestError, TranslationRequest, parse_request
 
@@ -112,7 +112,7 @@ def create_app(service: Service) -> web.Application:
         parsed = parse_request(body, service.limits, service.defaults, service.decode)
         try:
             hypotheses = await service.batcher.translate(parsed)
-        except RuntimeError as e:  # stopping
+        except Stopping as e:
             return web.json_response({"error": str(e)}, status=503)
         except Exception as e:
             logging.exception("translation failed")

@@ -30,6 +30,10 @@ from t2t_lite.serve.request import TranslationRequest
 TranslateFn = Callable[[list[str], dict[str, Any], int], list[list[Hypothesis]]]
 
 
+class Stopping(Exception):
+    """The batcher is closing and takes no new request."""
+
+
 @dataclasses.dataclass(eq=False)
 class _Pending:
     """A request in the queue: lines [0, taken) are in batches, `answered` are translated."""
@@ -107,7 +111,7 @@ class Batcher:
     async def translate(self, request: TranslationRequest) -> list[list[Hypothesis]]:
         """The hypotheses of every line of `request`, in order (translated in batches)."""
         if self._closing:
-            raise RuntimeError("the server is stopping")
+            raise Stopping("the server is stopping")
         if not request.lines:
             return []
         loop = asyncio.get_running_loop()

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from t2t_lite.inference.translator import Hypothesis
-from t2t_lite.serve.batcher import Batcher
+from t2t_lite.serve.batcher import Batcher, Stopping
 from t2t_lite.serve.request import TranslationRequest
 
 _solo = itertools.count()
@@ -196,8 +196,26 @@ def test_close_answers_what_is_queued():
         ]
         await asyncio.sleep(0)
         await batcher.close()
-        with pytest.raises(RuntimeError, match="stopping"):
+        with pytest.raises(Stopping, match="stopping"):
             await batcher.translate(make_request(["late"]))
         return [texts(t.result()) for t in tasks]
 
     assert run_batcher(scripted, go, max_sentences=2) == [[f"4:x{i}"] for i in range(5)]
+
+
+def test_the_event_loop_runs_while_a_batch_decodes():
+    scripted = Scripted(seconds=0.5)
+
+    async def go(batcher):
+        task = asyncio.ensure_future(batcher.translate(make_request(["slow"])))
+        await asyncio.sleep(0.1)  # the batch is decoding in the worker thread
+        start = time.perf_counter()
+        for _ in range(10):
+            await asyncio.sleep(0.001)
+        ticks = time.perf_counter() - start
+        assert not task.done() and batcher.waiting == 0
+        return ticks, await task
+
+    ticks, result = run_batcher(scripted, go)
+    assert ticks < 0.25
+    assert texts(result) == ["4:slow"]
