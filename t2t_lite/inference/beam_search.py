@@ -37,7 +37,9 @@ Options (each off by default; when all are off the loop is exactly the one descr
 - `attention_size` S (alignments): `step_fn` returns `(logits, cache, attention [B*K, S])`,
   the attention behind each row's next token. Each hypothesis keeps the rows of its tokens
   (`[t, S]`), gathered with its ids whenever the beams are reordered, and the output carries
-  them (`BeamSearchOutput.attention`). Without it, no attention is traced.
+  them (`beam_search` then returns `(output, attention [B, N, L, S])`, row j of a hypothesis
+  from the step that chose its token j, zero after its EOS). Without it, no attention is
+  traced.
 """
 
 from __future__ import annotations
@@ -79,8 +81,6 @@ class BeamSearchOutput(NamedTuple):
         scores: [B, N] float32 `log_probs / length_penalty(lengths)`.
         lengths: [B, N] int32 number of tokens including EOS.
         log_probs: [B, N] float32 summed token log-probabilities.
-        attention: [B, N, L, S] float32 attention of each generated token (row j: the step
-            that chose token j) when the search was given `attention_size`, else None.
 
     A slot with score `NEG_INF` and length 0 is empty: fewer than N hypotheses with a non-zero
     probability existed (e.g. a vocabulary smaller than N).
@@ -90,7 +90,6 @@ class BeamSearchOutput(NamedTuple):
     scores: tf.Tensor
     lengths: tf.Tensor
     log_probs: tf.Tensor
-    attention: tf.Tensor | None = None
 
 
 class BeamState(NamedTuple):
@@ -244,7 +243,7 @@ def beam_search(
     sampling: Sampling | None = None,
     sample_keys: tf.Tensor | None = None,
     attention_size: tf.Tensor | int | None = None,
-) -> BeamSearchOutput:
+) -> BeamSearchOutput | tuple[BeamSearchOutput, tf.Tensor]:
     """Finds the `n_best` highest-scoring hypotheses of each sentence with a beam of K.
 
     Runs eagerly or inside a `tf.function` (one `tf.while_loop`, dynamic batch size); the
@@ -269,11 +268,12 @@ def beam_search(
         sample_keys: [B] int keys of the rows' random streams (default: 0..B-1); give each
             sentence a key that does not depend on the batch (e.g. its input line number).
         attention_size: S, the width of the attention `step_fn` then also returns
-            (`(logits, cache, attention [B*K, S])`), carried with the beams into
-            `BeamSearchOutput.attention`; None (default): `step_fn` returns no attention.
+            (`(logits, cache, attention [B*K, S])`), carried with the beams; None (default):
+            `step_fn` returns no attention.
 
     Returns:
-        A `BeamSearchOutput` with the N best finished hypotheses, best first.
+        A `BeamSearchOutput` with the N best finished hypotheses, best first; with
+        `attention_size`, `(output, attention [B, N, L, S] float32)`.
 
     Raises:
         ValueError: If `beam_size < 1`, `n_best` is not in [1, beam_size], or sampling is asked
@@ -438,17 +438,16 @@ def beam_search(
     lengths = tf.where(valid, state.finished_lengths, 0)  # [B, N]
     max_length = tf.reduce_max(lengths)
     ids = state.finished_ids[:, :, 1 : 1 + max_length]  # drop BOS: [B, N, L]
-    attention = None
-    if with_attention:
-        attention = state.finished_attention[:, :, :max_length]  # [B, N, L, S]
-        attention = tf.where(valid[:, :, tf.newaxis, tf.newaxis], attention, 0.0)
-    return BeamSearchOutput(
+    output = BeamSearchOutput(
         ids=tf.where(valid[:, :, tf.newaxis], ids, PAD_ID),
         scores=state.finished_scores,
         lengths=lengths,
         log_probs=tf.where(valid, state.finished_log_probs, NEG_INF),
-        attention=attention,
     )
+    if not with_attention:
+        return output
+    attention = state.finished_attention[:, :, :max_length]  # [B, N, L, S]
+    return output, tf.where(valid[:, :, tf.newaxis, tf.newaxis], attention, 0.0)
 
 
 def greedy_search(

@@ -76,7 +76,7 @@ def search_batch(
     prefix: TargetPrefix | None = None,
     keys: tf.Tensor | None = None,
     alignments: bool = False,
-) -> BeamSearchOutput:
+) -> BeamSearchOutput | tuple[BeamSearchOutput, tf.Tensor]:
     """Beam search over one batch of sources `[B, S]` (pieces + EOS, 0 = padding; no EOS
     when `model.source_eos` is false) with a model, or an ensemble given as a list of
     models (`t2t_lite.inference.ensemble`).
@@ -86,8 +86,9 @@ def search_batch(
     Beam 1 is greedy search: the length penalty is then ignored, so the first hypothesis to
     end wins, as in a plain argmax loop. With `sampling` (beam 1), each sentence gets `n_best`
     independent samples, best first; `keys` [B] (default 0..B-1) name the sentences' random
-    streams. `constraints` and `prefix` as in `beam_search`. With `alignments`, the output
-    carries the alignment attention of every token (`BeamSearchOutput.attention`).
+    streams. `constraints` and `prefix` as in `beam_search`. With `alignments`, returns
+    `(output, attention [B, N, L, S])`: the alignment attention of every token (see
+    `beam_search`).
     """
     if sampling is not None and not sampling.enabled:
         sampling = None
@@ -116,7 +117,7 @@ def search_batch(
         return tf.repeat(t, n_best, axis=0)  # [B, ...] -> [B*N, ...]
 
     keys = tf.range(batch_size) if keys is None else keys
-    out = beam_search(
+    found = beam_search(
         step, repeat(start_ids), cache, 1, EOS_ID, repeat(max_lengths), 0.0, 1,
         constraints=constraints,
         prefix=None if prefix is None else TargetPrefix(*map(repeat, prefix)),
@@ -124,23 +125,29 @@ def search_batch(
         sample_keys=row_keys(keys, n_best),
         attention_size=attention_size,
     )  # fmt: skip
-    return _samples_best_first(out, n_best)
+    if not alignments:
+        return _samples_best_first(found, n_best)
+    return _samples_best_first(*found, n_best)
 
 
-def _samples_best_first(out: BeamSearchOutput, samples: int) -> BeamSearchOutput:
-    """[B*N, 1, ...] single-hypothesis outputs -> [B, N, ...], sorted by score per sentence."""
+def _samples_best_first(
+    out: BeamSearchOutput, *attention_and_samples
+) -> BeamSearchOutput | tuple[BeamSearchOutput, tf.Tensor]:
+    """[B*N, 1, ...] single-hypothesis outputs (and attention [B*N, 1, L, S]) -> [B, N, ...],
+    sorted by score per sentence. Called as `(out, samples)` or `(out, attention, samples)`."""
+    *attention, samples = attention_and_samples
     scores = tf.reshape(out.scores, [-1, samples])  # [B*N, 1] -> [B, N]
     scores, order = tf.math.top_k(scores, k=samples)  # [B, N]
     ids = tf.reshape(out.ids, [-1, samples, tf.shape(out.ids)[2]])  # [B*N, 1, L] -> [B, N, L]
     lengths = tf.reshape(out.lengths, [-1, samples])  # [B*N, 1] -> [B, N]
     log_probs = tf.reshape(out.log_probs, [-1, samples])  # [B*N, 1] -> [B, N]
     ids, lengths, log_probs = gather_beams((ids, lengths, log_probs), order)
-    attention = None
-    if out.attention is not None:
-        shape = tf.shape(out.attention)  # [B*N, 1, L, S]
-        attention = tf.reshape(out.attention, [-1, samples, shape[2], shape[3]])  # [B, N, L, S]
-        attention = gather_beams(attention, order)
-    return BeamSearchOutput(ids, scores, lengths, log_probs, attention)
+    out = BeamSearchOutput(ids=ids, scores=scores, lengths=lengths, log_probs=log_probs)
+    if not attention:
+        return out
+    shape = tf.shape(attention[0])  # [B*N, 1, L, S]
+    attention = tf.reshape(attention[0], [-1, samples, shape[2], shape[3]])  # [B, N, L, S]
+    return out, gather_beams(attention, order)
 
 
 class Translator:
@@ -217,7 +224,7 @@ class Translator:
         takes `(source_ids [B, S], prefix_ids [B, P], prefix_lengths [B], keys [B] int64)`:
         the target prefixes (ignored unless `with_prefix`) and the sentences' random-stream
         keys (ignored unless sampling). With `alignments`, the output also carries the
-        alignment attention (`BeamSearchOutput.attention`).
+        alignment attention: `(output, attention [B, N, L, S])`.
 
         Traced once per setting; the input signature keeps batch and length dynamic so
         differently shaped batches reuse the same graph.
@@ -396,7 +403,7 @@ class Translator:
                     tf.constant([len(ids) for ids in found], tf.int32),
                     tf.constant([first_line + i for i in batch], tf.int64),
                 )
-            attention = out.attention.numpy() if alignments else None  # [B, N, L, S]
+            out, attention = (out[0], out[1].numpy()) if alignments else (out, None)
             return source, out.ids.numpy(), out.scores.numpy(), out.lengths.numpy(), attention
 
         batches = length_batches(todo, [len(e) for e in encoded], batch_tokens, max_batch_size)

@@ -24,11 +24,11 @@ def attending_to_prev(step_fn):
 
 def test_attention_follows_the_beams():
     # Beam 2 over TREE: A leads after one token, the path B C overtakes it at the second.
-    out = beam_search(
+    out, attention = beam_search(
         attending_to_prev(scripted(TREE)), tf.fill([2], BOS_ID), {}, 2, EOS_ID,
         tf.constant([4, 2]), alpha=0.0, n_best=2, attention_size=V,
     )  # fmt: skip
-    ids, attention, lengths = out.ids.numpy(), out.attention.numpy(), out.lengths.numpy()
+    ids, attention, lengths = out.ids.numpy(), attention.numpy(), out.lengths.numpy()
     assert attention.shape[:3] == ids.shape and attention.shape[3] == V
     np.testing.assert_array_equal(ids[0, :, :3], [[B, C, EOS_ID], [A, C, EOS_ID]])
     pairs = [alignment_pairs(attention[0, n], lengths[0, n], V) for n in range(2)]
