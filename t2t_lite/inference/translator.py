@@ -231,7 +231,8 @@ class Translator:
         """
         constraints = constraints if constraints is not None and constraints.enabled else None
         sampling = sampling if sampling is not None and sampling.enabled else None
-        key = (beam_size, alpha, n_best, constraints, sampling, with_prefix, alignments)
+        key = (beam_size, alpha, n_best, constraints, sampling, with_prefix)
+        key += ("alignments",) if alignments else ()
         if key not in self._searches:
             model = self.models if len(self.models) > 1 else self.model
             cfg = self.decode
