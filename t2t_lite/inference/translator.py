@@ -127,15 +127,16 @@ def search_batch(
     )  # fmt: skip
     if not alignments:
         return _samples_best_first(found, n_best)
-    return _samples_best_first(*found, n_best)
+    out, attention = found
+    return _samples_best_first(out, n_best, attention)
 
 
 def _samples_best_first(
-    out: BeamSearchOutput, *attention_and_samples
+    out: BeamSearchOutput, samples: int, attention: tf.Tensor | None = None
 ) -> BeamSearchOutput | tuple[BeamSearchOutput, tf.Tensor]:
-    """[B*N, 1, ...] single-hypothesis outputs (and attention [B*N, 1, L, S]) -> [B, N, ...],
-    sorted by score per sentence. Called as `(out, samples)` or `(out, attention, samples)`."""
-    *attention, samples = attention_and_samples
+    """[B*N, 1, ...] single-hypothesis outputs -> [B, N, ...], sorted by score per sentence;
+    with `attention` [B*N, 1, L, S], returns `(output, attention [B, N, L, S])` in that order.
+    """
     scores = tf.reshape(out.scores, [-1, samples])  # [B*N, 1] -> [B, N]
     scores, order = tf.math.top_k(scores, k=samples)  # [B, N]
     ids = tf.reshape(out.ids, [-1, samples, tf.shape(out.ids)[2]])  # [B*N, 1, L] -> [B, N, L]
@@ -143,10 +144,10 @@ def _samples_best_first(
     log_probs = tf.reshape(out.log_probs, [-1, samples])  # [B*N, 1] -> [B, N]
     ids, lengths, log_probs = gather_beams((ids, lengths, log_probs), order)
     out = BeamSearchOutput(ids=ids, scores=scores, lengths=lengths, log_probs=log_probs)
-    if not attention:
+    if attention is None:
         return out
-    shape = tf.shape(attention[0])  # [B*N, 1, L, S]
-    attention = tf.reshape(attention[0], [-1, samples, shape[2], shape[3]])  # [B, N, L, S]
+    shape = tf.shape(attention)  # [B*N, 1, L, S]
+    attention = tf.reshape(attention, [-1, samples, shape[2], shape[3]])  # [B, N, L, S]
     return out, gather_beams(attention, order)
 
 
