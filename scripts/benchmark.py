@@ -8,7 +8,8 @@ Subjects (one module each in scripts/bench/):
              then 2 batches at a time on 1 intra-op thread each (--parallel_batches), then
              the same model exported to CTranslate2, float32 and int8 (if installed).
     decode_options  the cost of each decoding option (sampling, target prefix, repetition
-             control) against plain greedy and beam 4, as sentences/s and a ratio.
+             control, alignments, a 2-model ensemble) against plain greedy and beam 4, as
+             sentences/s and a ratio.
     scaling  greedy decode time against source length (1, 2, 4, 8 sentences glued together):
              with the key/value cache, time per generated token should stay about flat.
     serve    t2t-serve on loopback: sentences/s and p50/p99 latency at 1, 8, 32 concurrent

@@ -79,6 +79,12 @@ class Transformer(keras.Model):
         training: dropout on or off.
         return_attention: also return the last decoder layer's attention over the source.
 
+    Alignment attention: the attention of the last decoder layer over the source, averaged
+    over its heads, is what the model offers as word alignment (`step_fn(...,
+    attention=True)`, `t2t-translate --alignments`): the row of target piece j is the
+    attention of the step that chose it, and its argmax over the source pieces is j's
+    aligned source piece.
+
     Returns:
         Logits `[B, T, V_t]`, float32; with `return_attention`, `(logits, attention)`,
         attention `[B, H, T, S]` float32.
@@ -213,7 +219,7 @@ class Transformer(keras.Model):
         logits = self.project(decoded.outputs)
         return (logits, decoded.attention) if return_attention else logits
 
-    def step_fn(self, source_ids, beam_size=1):
+    def step_fn(self, source_ids, beam_size=1, attention=False):
         """Prepares cached step-by-step decoding of a batch of sources.
 
         The encoder runs once; every decoder layer's memory keys/values are computed once,
@@ -224,11 +230,14 @@ class Transformer(keras.Model):
         Args:
             source_ids: int `[B, S]`.
             beam_size: K; the cache and the function work on `B*K` rows.
+            attention: `step` also returns the alignment attention (see the class
+                docstring) of the fed position, `[B*K, S]` float32.
 
         Returns:
             `(step, cache)`: `step(ids [B*K], position, cache) -> (logits [B*K, V], cache)`
-            feeds the last token at position `position` (0 for BOS), and `cache` is the
-            initial, empty self-attention cache.
+            (with `attention`: `(logits, cache, attention [B*K, S])`) feeds the last token
+            at position `position` (0 for BOS), and `cache` is the initial, empty
+            self-attention cache.
         """
         memory, memory_mask = self.encode(source_ids)
         memory_kv = tf.nest.map_structure(
@@ -244,6 +253,9 @@ class Transformer(keras.Model):
                 x, memory_mask=memory_mask, cache=cache, memory_kv=memory_kv, offset=position
             )
             logits = self.project(decoded.outputs)[:, 0, :]  # [B*K, 1, V] -> [B*K, V]
+            if attention:
+                heads_mean = tf.reduce_mean(decoded.attention[:, :, 0, :], axis=1)
+                return logits, decoded.cache, heads_mean  # [B*K, H, 1, S] -> [B*K, S]
             return logits, decoded.cache
 
         return step, cache

@@ -13,24 +13,33 @@ from absl import flags
 
 from t2t_lite.cli import common
 from t2t_lite.data.text import read_parallel
+from t2t_lite.inference.ensemble import load_ensemble
 from t2t_lite.inference.scoring import score_translations
 from t2t_lite.inference.streaming import finish_output, open_output
 from t2t_lite.inference.translator import Translator
-from t2t_lite.model_dir import load_model
 
 FLAGS = flags.FLAGS
 common.define_translation()
 flags.DEFINE_string("src", None, "Source sentences, one per line.", required=True)
 flags.DEFINE_string("ref", None, "Reference translations, line-aligned with --src.", required=True)
 flags.DEFINE_string("output", "", "Also write the translations to this file.")
+flags.DEFINE_list(
+    "ensemble",
+    [],
+    "More model directories decoding together with --model_dir's model (as t2t-translate "
+    "--ensemble).",
+)
 
 
 def main(argv):
     del argv
     common.apply_intra_threads()
     sources, references = read_parallel(FLAGS.src, FLAGS.ref)
-    model, cfg, src_vocab, tgt_vocab, prefix = load_model(FLAGS.model_dir, FLAGS.checkpoint)
-    translator = Translator(model, src_vocab, tgt_vocab, cfg.decode)
+    models, cfg, src_vocab, tgt_vocab, prefixes = load_ensemble(
+        FLAGS.model_dir, FLAGS.checkpoint, FLAGS.ensemble
+    )
+    translator = Translator(models[0], src_vocab, tgt_vocab, cfg.decode, models[1:])
+    prefix = ", ".join(prefixes)
     out, temp = open_output(FLAGS.output) if FLAGS.output else (None, None)
     ok = False
     try:

@@ -11,6 +11,11 @@ Decoding options (named as in CTranslate2, combinable with each other and with b
 search; sampling needs --beam_size=1): --target_prefix, --sampling_topk, --sampling_topp,
 --sampling_temperature, --seed, --no_repeat_ngram_size, --repetition_penalty.
 
+With --ensemble=DIR[,DIR...] the models of those directories decode together with
+--model_dir's (probabilities averaged step by step; same vocabularies; see
+`t2t_lite.inference.ensemble`). With --alignments=PATH, PATH gets one line of source-target
+piece alignments (`i-j` pairs, Pharaoh format) per output line.
+
 With --engine=ctranslate2 the checkpoint's CTranslate2 export translates (made on first use
 and kept in MODEL_DIR/ctranslate2/; --compute_type=int8 etc. choose its precision); how the
 options map is described in `t2t_lite.export.ct2_translator`.
@@ -22,6 +27,7 @@ from absl import flags, logging
 
 from t2t_lite.cli import common
 from t2t_lite.export.ct2_translator import COMPUTE_TYPES, CTranslate2Translator
+from t2t_lite.inference.ensemble import load_ensemble
 from t2t_lite.inference.streaming import (
     finish_output,
     open_output,
@@ -29,7 +35,6 @@ from t2t_lite.inference.streaming import (
     translate_stream,
 )
 from t2t_lite.inference.translator import Translator
-from t2t_lite.model_dir import load_model
 
 FLAGS = flags.FLAGS
 common.define_translation()
@@ -48,6 +53,22 @@ flags.DEFINE_enum(
 )
 flags.DEFINE_enum(
     "compute_type", "default", COMPUTE_TYPES, "CTranslate2 compute type (--engine=ctranslate2)."
+)
+
+flags.DEFINE_list(
+    "ensemble",
+    [],
+    "More model directories (comma-separated) decoding together with --model_dir's model: "
+    "probabilities averaged at every step, each with its default checkpoint. They must share "
+    "--model_dir's vocabularies; --model_dir's config gives the decoding defaults.",
+)
+flags.DEFINE_string(
+    "alignments",
+    None,
+    "Also write, per output line (n-best lines included, same order), the source-target "
+    "piece alignments in Pharaoh format (`i-j`: source piece i, target piece j, 0-based) "
+    "from the model's alignment attention (last decoder layer over the source, mean of its "
+    "heads). Written when complete, like --output.",
 )
 
 # Decoding options, named as CTranslate2 names them; defaults from the config's decode section.
@@ -136,12 +157,21 @@ def main(argv):
     del argv
     common.apply_intra_threads()
     if FLAGS.engine == "ctranslate2":
+        for name in ("ensemble", "alignments"):
+            if FLAGS[name].present:
+                raise flags.ValidationError(
+                    f"--{name} needs --engine=tensorflow (the CTranslate2 engine translates "
+                    "with one model and returns no alignments)"
+                )
         translator, prefix = load_ct2_translator()
     else:
         if FLAGS["compute_type"].present:
             raise flags.ValidationError("--compute_type needs --engine=ctranslate2")
-        model, cfg, src_vocab, tgt_vocab, prefix = load_model(FLAGS.model_dir, FLAGS.checkpoint)
-        translator = Translator(model, src_vocab, tgt_vocab, cfg.decode)
+        models, cfg, src_vocab, tgt_vocab, prefixes = load_ensemble(
+            FLAGS.model_dir, FLAGS.checkpoint, FLAGS.ensemble
+        )
+        translator = Translator(models[0], src_vocab, tgt_vocab, cfg.decode, models[1:])
+        prefix = ", ".join(prefixes)
     logging.info("translating with %s", prefix)
     beam_size = FLAGS.beam_size or translator.decode.beam_size
     options = _decoding_options(translator.decode, beam_size)
@@ -153,6 +183,7 @@ def main(argv):
         )
     source = sys.stdin.buffer if FLAGS.input == "-" else open(FLAGS.input, "rb")  # noqa: SIM115
     target, temp = open_output(FLAGS.output)
+    aligned, aligned_temp = open_output(FLAGS.alignments) if FLAGS.alignments else (None, None)
     ok = False
     try:
         translate_stream(
@@ -167,11 +198,14 @@ def main(argv):
             batch_tokens=FLAGS.batch_tokens,
             parallel_batches=FLAGS.parallel_batches,
             target_prefixes=prefixes,
+            alignments=aligned,
             **options,
         )
         ok = True
     finally:
         finish_output(target, temp, FLAGS.output, ok)
+        if aligned is not None:
+            finish_output(aligned, aligned_temp, FLAGS.alignments, ok)
         if source is not sys.stdin.buffer:
             source.close()
     print(f"t2t-translate: {translator.stats.summary()}", file=sys.stderr)

@@ -34,6 +34,12 @@ Options (each off by default; when all are off the loop is exactly the one descr
   chosen (repetition control, forced target prefixes: `t2t_lite.inference.constraints`).
 - `sampling` (K = 1 only) replaces the argmax with one random draw per row
   (`t2t_lite.inference.sampling`); the candidate's log-prob is that of the drawn token.
+- `attention_size` S (alignments): `step_fn` returns `(logits, cache, attention [B*K, S])`,
+  the attention behind each row's next token. Each hypothesis keeps the rows of its tokens
+  (`[t, S]`), gathered with its ids whenever the beams are reordered, and the output carries
+  them (`beam_search` then returns `(output, attention [B, N, L, S])`, row j of a hypothesis
+  from the step that chose its token j, zero after its EOS). Without it, no attention is
+  traced.
 """
 
 from __future__ import annotations
@@ -97,6 +103,8 @@ class BeamState(NamedTuple):
     finished_scores: tf.Tensor  # [B, N] float32, sorted descending, NEG_INF for an empty slot
     finished_log_probs: tf.Tensor  # [B, N] float32
     finished_lengths: tf.Tensor  # [B, N] int32
+    alive_attention: Any = ()  # [B, K, t, S] float32 with alignments, else () (nothing traced)
+    finished_attention: Any = ()  # [B, N, t, S] float32 with alignments, else ()
 
 
 def length_penalty(length: tf.Tensor | int, alpha: float) -> tf.Tensor:
@@ -234,7 +242,8 @@ def beam_search(
     prefix: TargetPrefix | None = None,
     sampling: Sampling | None = None,
     sample_keys: tf.Tensor | None = None,
-) -> BeamSearchOutput:
+    attention_size: tf.Tensor | int | None = None,
+) -> BeamSearchOutput | tuple[BeamSearchOutput, tf.Tensor]:
     """Finds the `n_best` highest-scoring hypotheses of each sentence with a beam of K.
 
     Runs eagerly or inside a `tf.function` (one `tf.while_loop`, dynamic batch size); the
@@ -258,9 +267,13 @@ def beam_search(
             `Sampling` whose `topk` is 1 is plain greedy search.
         sample_keys: [B] int keys of the rows' random streams (default: 0..B-1); give each
             sentence a key that does not depend on the batch (e.g. its input line number).
+        attention_size: S, the width of the attention `step_fn` then also returns
+            (`(logits, cache, attention [B*K, S])`), carried with the beams; None (default):
+            `step_fn` returns no attention.
 
     Returns:
-        A `BeamSearchOutput` with the N best finished hypotheses, best first.
+        A `BeamSearchOutput` with the N best finished hypotheses, best first; with
+        `attention_size`, `(output, attention [B, N, L, S] float32)`.
 
     Raises:
         ValueError: If `beam_size < 1`, `n_best` is not in [1, beam_size], or sampling is asked
@@ -296,6 +309,12 @@ def beam_search(
         finished_log_probs=tf.fill([batch_size, n], NEG_INF),
         finished_lengths=tf.zeros([batch_size, n], tf.int32),
     )
+    with_attention = attention_size is not None
+    if with_attention:
+        state = state._replace(
+            alive_attention=tf.zeros([batch_size, k, 0, attention_size]),
+            finished_attention=tf.zeros([batch_size, n, 0, attention_size]),
+        )
     invariants = BeamState(
         step=tf.TensorShape([]),
         alive_ids=tf.TensorShape([None, k, None]),
@@ -305,6 +324,8 @@ def beam_search(
         finished_scores=tf.TensorShape([None, n]),
         finished_log_probs=tf.TensorShape([None, n]),
         finished_lengths=tf.TensorShape([None, n]),
+        alive_attention=tf.TensorShape([None, k, None, None]) if with_attention else (),
+        finished_attention=tf.TensorShape([None, n, None, None]) if with_attention else (),
     )
     # Candidates when a sentence hits its maximum length: each alive beam followed by EOS,
     # padded to 2K with empty candidates.
@@ -315,7 +336,11 @@ def beam_search(
     def body(state: BeamState) -> tuple[BeamState]:
         step = state.step
         flat_ids = flatten_beam(state.alive_ids[:, :, -1])  # [B, K] -> [B*K]
-        logits, new_cache = step_fn(flat_ids, step, state.cache)
+        if with_attention:
+            logits, new_cache, step_attention = step_fn(flat_ids, step, state.cache)
+            step_attention = tf.cast(step_attention, tf.float32)  # [B*K, S]
+        else:
+            logits, new_cache = step_fn(flat_ids, step, state.cache)
         if constraints is None and prefix is None:
             log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))  # [B*K, V]
         else:
@@ -357,6 +382,13 @@ def beam_search(
         alive_ids = gather_beams(cand_ids, alive_picks)  # [B, K, 2 + t]
         parents = tf.gather(cand_beams, alive_picks, batch_dims=1)  # [B, K]
         new_cache = gather_flat_beams(new_cache, parents, k)
+        if with_attention:
+            extended = tf.concat(
+                [state.alive_attention, unflatten_beam(step_attention, k)[:, :, tf.newaxis]],
+                axis=2,
+            )  # [B, K, t + 1, S]
+            cand_attention = gather_beams(extended, cand_beams)  # [B, 2K, t + 1, S]
+            alive_attention = gather_beams(cand_attention, alive_picks)  # [B, K, t + 1, S]
 
         # New finished: the N best of the old ones and the candidates that end with EOS.
         length = step + 1
@@ -374,6 +406,14 @@ def beam_search(
         finished_ids, finished_log_probs, finished_lengths = gather_beams(
             (all_ids, all_log_probs, all_lengths), finished_picks
         )
+        attention = {}
+        if with_attention:
+            old_attention = tf.pad(state.finished_attention, [[0, 0], [0, 0], [0, 1], [0, 0]])
+            all_attention = tf.concat([old_attention, cand_attention], axis=1)
+            attention = dict(
+                alive_attention=alive_attention,
+                finished_attention=gather_beams(all_attention, finished_picks),
+            )  # [B, K or N, t + 1, S]
 
         return (
             BeamState(
@@ -385,6 +425,7 @@ def beam_search(
                 finished_scores=finished_scores,
                 finished_log_probs=finished_log_probs,
                 finished_lengths=finished_lengths,
+                **attention,
             ),
         )
 
@@ -395,13 +436,18 @@ def beam_search(
 
     valid = state.finished_scores > NEG_INF  # [B, N]
     lengths = tf.where(valid, state.finished_lengths, 0)  # [B, N]
-    ids = state.finished_ids[:, :, 1 : 1 + tf.reduce_max(lengths)]  # drop BOS: [B, N, L]
-    return BeamSearchOutput(
+    max_length = tf.reduce_max(lengths)
+    ids = state.finished_ids[:, :, 1 : 1 + max_length]  # drop BOS: [B, N, L]
+    output = BeamSearchOutput(
         ids=tf.where(valid[:, :, tf.newaxis], ids, PAD_ID),
         scores=state.finished_scores,
         lengths=lengths,
         log_probs=tf.where(valid, state.finished_log_probs, NEG_INF),
     )
+    if not with_attention:
+        return output
+    attention = state.finished_attention[:, :, :max_length]  # [B, N, L, S]
+    return output, tf.where(valid[:, :, tf.newaxis, tf.newaxis], attention, 0.0)
 
 
 def greedy_search(

@@ -11,6 +11,11 @@ Each step, before the log-softmax, the logits of every row `[B*K, V]` go through
    the next prefix token (log-probability 0: prefix tokens add nothing to the score).
 
 The hypothesis is the generated tokens without BOS, prefix tokens included.
+
+`Constraints` hold Python numbers (each setting compiles its own search; an option left off
+costs nothing) or scalar tensors (`Constraints.dynamic`: one graph for any values, each
+option applied under a `tf.cond`, as the SavedModel's `translate_with_options` signature
+does).
 """
 
 from __future__ import annotations
@@ -45,7 +50,8 @@ class TargetPrefix(NamedTuple):
 
 @dataclasses.dataclass(frozen=True)
 class Constraints:
-    """Repetition control settings (static: each setting compiles its own search).
+    """Repetition control settings: Python numbers (static: each setting compiles its own
+    search), or both scalar tensors (`dynamic`).
 
     Attributes:
         no_repeat_ngram_size: N > 0 forbids any N-gram to occur twice in a hypothesis; 0 = off.
@@ -56,8 +62,14 @@ class Constraints:
     repetition_penalty: float = 1.0
 
     @property
+    def dynamic(self) -> bool:
+        """The settings are tensors, read when the graph runs."""
+        return isinstance(self.no_repeat_ngram_size, tf.Tensor)
+
+    @property
     def enabled(self) -> bool:
-        return self.no_repeat_ngram_size > 0 or self.repetition_penalty != 1.0
+        """Some option is on (always True when `dynamic`)."""
+        return self.dynamic or self.no_repeat_ngram_size > 0 or self.repetition_penalty != 1.0
 
     def validate(self) -> None:
         """Raises ValueError naming the option that is out of range."""
@@ -115,6 +127,48 @@ def repeated_ngram_mask(history: tf.Tensor, n: int, vocab_size: tf.Tensor | int)
     return counts > 0
 
 
+def repeated_ngram_mask_dynamic(
+    history: tf.Tensor, n: tf.Tensor, vocab_size: tf.Tensor | int
+) -> tf.Tensor:
+    """`repeated_ngram_mask` for an n-gram size known only when the graph runs (n >= 1).
+
+    Token `x[i]` is banned when `x[i - j] == x[t - j]` for every j in [1, n - 1], all
+    positions inside the history: `[R, T, n - 1]` comparisons at once.
+    """
+    rows, length = tf.shape(history)[0], tf.shape(history)[1]
+    offsets = tf.range(1, tf.cast(n, tf.int32))  # [n - 1]
+    earlier = tf.range(length)[:, tf.newaxis] - offsets  # [T, n - 1]: i - j
+    last = length - offsets  # [n - 1]: t - j
+    inside = (earlier >= 0) & (last >= 0)[tf.newaxis]  # [T, n - 1]
+    padded = tf.pad(history, [[0, 0], [0, 1]], constant_values=-1)  # [R, T + 1]: T may be 0
+    before = tf.gather(padded, tf.maximum(earlier, 0), axis=1)  # [R, T, n - 1]
+    tail = tf.gather(padded, tf.maximum(last, 0), axis=1)  # [R, n - 1]
+    same = tf.equal(before, tail[:, tf.newaxis]) & inside  # [R, T, n - 1]
+    match = tf.reduce_all(same, axis=2)  # [R, T]; n = 1: every token of the history
+    row_ids = tf.repeat(tf.range(rows), length)  # [R*T]
+    indices = tf.stack([row_ids, tf.reshape(history, [-1])], axis=1)  # [R*T, 2]
+    counts = tf.scatter_nd(indices, tf.reshape(tf.cast(match, tf.int32), [-1]), [rows, vocab_size])
+    return counts > 0
+
+
+def _apply_dynamic(logits: tf.Tensor, history: tf.Tensor, constraints: Constraints) -> tf.Tensor:
+    """Repetition control with tensor settings, each option under a `tf.cond`."""
+    penalty = tf.cast(constraints.repetition_penalty, logits.dtype)
+    n = tf.cast(constraints.no_repeat_ngram_size, tf.int32)
+    logits = tf.cond(
+        tf.not_equal(penalty, 1.0),
+        lambda: penalize_repetitions(logits, history, penalty),
+        lambda: logits,
+    )
+    return tf.cond(
+        n > 0,
+        lambda: tf.where(
+            repeated_ngram_mask_dynamic(history, n, tf.shape(logits)[-1]), _BANNED, logits
+        ),
+        lambda: logits,
+    )
+
+
 def force_prefix(
     logits: tf.Tensor, prefix: TargetPrefix, step: tf.Tensor, beam_size: int
 ) -> tf.Tensor:
@@ -160,9 +214,11 @@ def constrained_log_probs(
     beam_size = alive_ids.shape[1]
     if constraints is not None and constraints.enabled:
         history = tf.reshape(alive_ids[:, :, 1:], [tf.shape(logits)[0], -1])  # [B*K, t]
-        if constraints.repetition_penalty != 1.0:
+        if constraints.dynamic:
+            logits = _apply_dynamic(logits, history, constraints)
+        elif constraints.repetition_penalty != 1.0:
             logits = penalize_repetitions(logits, history, constraints.repetition_penalty)
-        if constraints.no_repeat_ngram_size > 0:
+        if not constraints.dynamic and constraints.no_repeat_ngram_size > 0:
             banned = repeated_ngram_mask(
                 history, constraints.no_repeat_ngram_size, tf.shape(logits)[-1]
             )

@@ -9,6 +9,10 @@ Each step draws one token per row by inverting the cumulative distribution at a 
 number. The number is a hash of (seed, row key, step), not the state of a generator, so a
 row's sample depends only on the seed, its key (the input line and sample index, see
 `row_keys`) and the model's scores: not on which other sentences share its batch.
+
+Settings are Python numbers (each setting compiles its own search, with no work for the
+options left off), or scalar tensors (`Sampling.dynamic`: one graph takes any values, as the
+SavedModel's `translate_with_options` signature does; every draw then sorts the vocabulary).
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ _MIX = (0xBF58476D1CE4E5B9, 0x94D049BB133111EB)
 
 @dataclasses.dataclass(frozen=True)
 class Sampling:
-    """Sampling settings (static: each setting compiles its own search).
+    """Sampling settings: Python numbers (static: each setting compiles its own search), or
+    all four scalar tensors (`dynamic`: sampling whatever their values, topk 1 included).
 
     Attributes:
         topk: sample from the `topk` most likely tokens; 1 is greedy search (no sampling),
@@ -43,9 +48,14 @@ class Sampling:
     seed: int = 0
 
     @property
+    def dynamic(self) -> bool:
+        """The settings are tensors, read when the graph runs."""
+        return isinstance(self.topk, tf.Tensor)
+
+    @property
     def enabled(self) -> bool:
-        """False for `topk == 1`, which is plain greedy search."""
-        return self.topk != 1
+        """False for `topk == 1`, which is plain greedy search; True when `dynamic`."""
+        return self.dynamic or self.topk != 1
 
     def validate(self) -> None:
         """Raises ValueError naming the option that is out of range."""
@@ -116,6 +126,8 @@ def sample_tokens(log_probs: tf.Tensor, uniform: tf.Tensor, sampling: Sampling) 
     Returns:
         [R] int32 token ids.
     """
+    if sampling.dynamic:
+        return _sample_dynamic(log_probs, uniform, sampling)
     logits = log_probs / sampling.temperature  # [R, V]
     if sampling.topk == 0 and sampling.topp >= 1.0:
         return _inverse_cdf(logits, uniform)  # the whole vocabulary, no sort
@@ -130,5 +142,19 @@ def sample_tokens(log_probs: tf.Tensor, uniform: tf.Tensor, sampling: Sampling) 
         # Keep a token if the tokens before it hold less than topp: the first always stays.
         before = tf.cumsum(tf.nn.softmax(values), axis=-1, exclusive=True)  # [R, k]
         values = tf.where(before < sampling.topp, values, values.dtype.min)
+    choice = _inverse_cdf(values, uniform)  # [R]
+    return tf.gather(indices, choice, batch_dims=1)
+
+
+def _sample_dynamic(log_probs: tf.Tensor, uniform: tf.Tensor, sampling: Sampling) -> tf.Tensor:
+    """`sample_tokens` with tensor settings: the same draw, with one sort per step."""
+    logits = log_probs / tf.cast(sampling.temperature, log_probs.dtype)  # [R, V]
+    vocab_size = tf.shape(logits)[-1]
+    topk = tf.cast(sampling.topk, tf.int32)
+    k = tf.where(topk > 0, tf.minimum(topk, vocab_size), vocab_size)
+    values, indices = tf.math.top_k(logits, k=k)  # [R, k], sorted descending
+    topp = tf.cast(sampling.topp, values.dtype)
+    before = tf.cumsum(tf.nn.softmax(values), axis=-1, exclusive=True)  # [R, k]
+    values = tf.where((before < topp) | (topp >= 1.0), values, values.dtype.min)
     choice = _inverse_cdf(values, uniform)  # [R]
     return tf.gather(indices, choice, batch_dims=1)

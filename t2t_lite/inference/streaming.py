@@ -13,6 +13,7 @@ from absl import logging
 from t2t_lite.atomic import AtomicFile
 from t2t_lite.data.errors import DataError
 from t2t_lite.data.text import decode_line, normalize
+from t2t_lite.inference.alignment import format_alignment
 from t2t_lite.inference.translator import Hypothesis, Translator
 
 
@@ -84,11 +85,14 @@ def translate_stream(
     target: TextIO,
     chunk_lines: int = 1000,
     target_prefixes: Sequence[str] | None = None,
+    alignments: TextIO | None = None,
     **search_kwargs,
 ) -> int:
     """Translates `source` chunk by chunk into `target`; returns the number of input lines.
 
-    `target_prefixes` has one entry per input line (or is None). `search_kwargs` (beam_size,
+    `target_prefixes` has one entry per input line (or is None). With `alignments`, one line
+    of Pharaoh-format piece alignments is written there per output line (n-best lines
+    included, same order; an empty input line gives empty ones). `search_kwargs` (beam_size,
     alpha, n_best, batch_tokens, parallel_batches, sampling and repetition options) go to
     `translate_nbest`.
 
@@ -105,9 +109,16 @@ def translate_stream(
                     f"input ({done + len(chunk)} lines or more): one prefix line per input line"
                 )
             search_kwargs["target_prefixes"] = target_prefixes[done : done + len(chunk)]
+        if alignments is not None:
+            search_kwargs["alignments"] = True
         results = translator.translate_nbest(chunk, first_line=done + 1, **search_kwargs)
         target.write("".join(format_hypotheses(done + i, h, n_best) for i, h in enumerate(results)))
         target.flush()
+        if alignments is not None:
+            alignments.write(
+                "".join(format_alignment(h.alignment) + "\n" for hyps in results for h in hyps)
+            )
+            alignments.flush()
         done += len(chunk)
         logging.info("translated %d lines: %s", done, translator.stats.summary())
     if target_prefixes is not None and len(target_prefixes) != done:

@@ -3,7 +3,9 @@
 `Translator.translate_nbest` is the one path every tool uses (`t2t-translate`,
 `t2t-evaluate`, validation BLEU during training): it sorts sentences by length, batches
 them by a token budget, runs one `tf.function` beam search per batch, and returns results in
-the original order, exactly one entry per input sentence.
+the original order, exactly one entry per input sentence. It decodes with one model or an
+ensemble of several (`t2t_lite.inference.ensemble`), and can align each output's pieces to
+the source's (`alignments=True`, `t2t_lite.inference.alignment`).
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ from t2t_lite.constants import BOS_ID, EOS_ID, PAD_ID
 from t2t_lite.data.batching import length_batches
 from t2t_lite.data.text import normalize
 from t2t_lite.hardware import decode_layout
+from t2t_lite.inference.alignment import alignment_pairs
 from t2t_lite.inference.beam_search import BeamSearchOutput, beam_search, gather_beams
 from t2t_lite.inference.constraints import Constraints, TargetPrefix
 from t2t_lite.inference.encoding import encode_lines
+from t2t_lite.inference.ensemble import ensemble_step_fn, load_ensemble
 from t2t_lite.inference.sampling import Sampling, row_keys
 from t2t_lite.transformer import Transformer
 from t2t_lite.vocab import Vocabulary
@@ -31,11 +35,14 @@ from t2t_lite.vocab import Vocabulary
 
 @dataclasses.dataclass
 class Hypothesis:
-    """One translation: detokenized text, score (log-prob / length penalty), piece count."""
+    """One translation: detokenized text, score (log-prob / length penalty), piece count
+    (EOS included), and, when asked for, its `(source piece, target piece)` alignment
+    (`t2t_lite.inference.alignment`)."""
 
     text: str
     score: float
     length: int
+    alignment: list[tuple[int, int]] | None = None
 
 
 @dataclasses.dataclass
@@ -58,7 +65,7 @@ class TranslationStats:
 
 
 def search_batch(
-    model: Transformer,
+    model: Transformer | Sequence[Transformer],
     source_ids: tf.Tensor,
     decode: DecodeConfig,
     beam_size: int,
@@ -68,35 +75,41 @@ def search_batch(
     sampling: Sampling | None = None,
     prefix: TargetPrefix | None = None,
     keys: tf.Tensor | None = None,
-) -> BeamSearchOutput:
+    alignments: bool = False,
+) -> BeamSearchOutput | tuple[BeamSearchOutput, tf.Tensor]:
     """Beam search over one batch of sources `[B, S]` (pieces + EOS, 0 = padding; no EOS
-    when `model.source_eos` is false).
+    when `model.source_eos` is false) with a model, or an ensemble given as a list of
+    models (`t2t_lite.inference.ensemble`).
 
     Each sentence may produce `ceil(max_length_a * source_length) + max_length_b` pieces (EOS
     included), at least one more than its target prefix, at most the model's `max_length`.
     Beam 1 is greedy search: the length penalty is then ignored, so the first hypothesis to
     end wins, as in a plain argmax loop. With `sampling` (beam 1), each sentence gets `n_best`
     independent samples, best first; `keys` [B] (default 0..B-1) name the sentences' random
-    streams. `constraints` and `prefix` as in `beam_search`.
+    streams. `constraints` and `prefix` as in `beam_search`. With `alignments`, returns
+    `(output, attention [B, N, L, S])`: the alignment attention of every token (see
+    `beam_search`).
     """
     if sampling is not None and not sampling.enabled:
         sampling = None
+    models = list(model) if isinstance(model, list | tuple) else [model]
     rows = n_best if sampling is not None else beam_size  # decoder rows per sentence
-    step, cache = model.step_fn(source_ids, rows)
+    step, cache = ensemble_step_fn(models, source_ids, rows, attention=alignments)
+    attention_size = tf.shape(source_ids)[1] if alignments else None
     source_lengths = tf.reduce_sum(tf.cast(source_ids != PAD_ID, tf.float32), 1)  # [B]
     max_lengths = tf.cast(
         tf.math.ceil(decode.max_length_a * source_lengths) + decode.max_length_b, tf.int32
     )
     if prefix is not None:
         max_lengths = tf.maximum(max_lengths, prefix.lengths + 1)
-    max_lengths = tf.minimum(max_lengths, model.max_length)  # [B]
+    max_lengths = tf.minimum(max_lengths, min(m.max_length for m in models))  # [B]
     batch_size = tf.shape(source_ids)[0]
     start_ids = tf.fill([batch_size], BOS_ID)
     alpha = 0.0 if beam_size == 1 else alpha
     if sampling is None:
         return beam_search(
             step, start_ids, cache, beam_size, EOS_ID, max_lengths, alpha, n_best,
-            constraints=constraints, prefix=prefix,
+            constraints=constraints, prefix=prefix, attention_size=attention_size,
         )  # fmt: skip
 
     # N independent samples: N rows of beam 1 per sentence (row b*N + n).
@@ -104,29 +117,42 @@ def search_batch(
         return tf.repeat(t, n_best, axis=0)  # [B, ...] -> [B*N, ...]
 
     keys = tf.range(batch_size) if keys is None else keys
-    out = beam_search(
+    found = beam_search(
         step, repeat(start_ids), cache, 1, EOS_ID, repeat(max_lengths), 0.0, 1,
         constraints=constraints,
         prefix=None if prefix is None else TargetPrefix(*map(repeat, prefix)),
         sampling=sampling,
         sample_keys=row_keys(keys, n_best),
+        attention_size=attention_size,
     )  # fmt: skip
-    return _samples_best_first(out, n_best)
+    if not alignments:
+        return _samples_best_first(found, n_best)
+    out, attention = found
+    return _samples_best_first(out, n_best, attention)
 
 
-def _samples_best_first(out: BeamSearchOutput, samples: int) -> BeamSearchOutput:
-    """[B*N, 1, ...] single-hypothesis outputs -> [B, N, ...], sorted by score per sentence."""
+def _samples_best_first(
+    out: BeamSearchOutput, samples: int, attention: tf.Tensor | None = None
+) -> BeamSearchOutput | tuple[BeamSearchOutput, tf.Tensor]:
+    """[B*N, 1, ...] single-hypothesis outputs -> [B, N, ...], sorted by score per sentence;
+    with `attention` [B*N, 1, L, S], returns `(output, attention [B, N, L, S])` in that order.
+    """
     scores = tf.reshape(out.scores, [-1, samples])  # [B*N, 1] -> [B, N]
     scores, order = tf.math.top_k(scores, k=samples)  # [B, N]
     ids = tf.reshape(out.ids, [-1, samples, tf.shape(out.ids)[2]])  # [B*N, 1, L] -> [B, N, L]
     lengths = tf.reshape(out.lengths, [-1, samples])  # [B*N, 1] -> [B, N]
     log_probs = tf.reshape(out.log_probs, [-1, samples])  # [B*N, 1] -> [B, N]
     ids, lengths, log_probs = gather_beams((ids, lengths, log_probs), order)
-    return BeamSearchOutput(ids=ids, scores=scores, lengths=lengths, log_probs=log_probs)
+    out = BeamSearchOutput(ids=ids, scores=scores, lengths=lengths, log_probs=log_probs)
+    if attention is None:
+        return out
+    shape = tf.shape(attention)  # [B*N, 1, L, S]
+    attention = tf.reshape(attention, [-1, samples, shape[2], shape[3]])  # [B, N, L, S]
+    return out, gather_beams(attention, order)
 
 
 class Translator:
-    """Translates lists of sentences with a `Transformer` and its vocabularies.
+    """Translates lists of sentences with a `Transformer` (or an ensemble) and its vocabularies.
 
     Args:
         model: a built Transformer with weights.
@@ -134,6 +160,12 @@ class Translator:
         target_vocab: vocabulary of the target side.
         decode: decoding defaults (beam size, length penalty, length limit, batch tokens);
             the keyword arguments of `translate_nbest` override them per call.
+        ensemble: more models decoding with `model` (same vocabularies; see
+            `t2t_lite.inference.ensemble`, and `from_model_dir` to load and check them).
+            Sources are cut to the shortest `max_length` of the models.
+
+    Raises:
+        ValueError: the models of the ensemble disagree on `source_eos`.
 
     Example:
         >>> translator = Translator(model, src_vocab, tgt_vocab, cfg.decode)
@@ -147,13 +179,32 @@ class Translator:
         source_vocab: Vocabulary,
         target_vocab: Vocabulary,
         decode: DecodeConfig | None = None,
+        ensemble: Sequence[Transformer] = (),
     ):
+        if any(m.source_eos != model.source_eos for m in ensemble):
+            raise ValueError("the models of an ensemble must agree on source_eos")
         self.model = model
+        self.models = [model, *ensemble]
+        self.max_length = min(m.max_length for m in self.models)
         self.source_vocab = source_vocab
         self.target_vocab = target_vocab
         self.decode = decode or DecodeConfig()
         self.stats = TranslationStats()
         self._searches: dict[tuple, Callable] = {}
+
+    @classmethod
+    def from_model_dir(
+        cls, model_dir: str, checkpoint: str = "", ensemble: Sequence[str] = ()
+    ) -> Translator:
+        """A Translator over `model_dir` (its `checkpoint`) and the models of the `ensemble`
+        directories (their default checkpoints), with `model_dir`'s decoding defaults.
+
+        Raises:
+            ModelDirError: an ensemble model's vocabularies differ from `model_dir`'s (one
+                line naming both directories); the errors of `load_model`.
+        """
+        models, cfg, src_vocab, tgt_vocab, _ = load_ensemble(model_dir, checkpoint, ensemble)
+        return cls(models[0], src_vocab, tgt_vocab, cfg.decode, ensemble=models[1:])
 
     def reset_stats(self) -> None:
         self.stats = TranslationStats()
@@ -166,13 +217,15 @@ class Translator:
         constraints: Constraints | None = None,
         sampling: Sampling | None = None,
         with_prefix: bool = False,
+        alignments: bool = False,
     ) -> Callable:
         """The compiled search for these settings: `source_ids [B, S] -> BeamSearchOutput`.
 
         With any option (`constraints` or `sampling` enabled, `with_prefix`), the function
         takes `(source_ids [B, S], prefix_ids [B, P], prefix_lengths [B], keys [B] int64)`:
         the target prefixes (ignored unless `with_prefix`) and the sentences' random-stream
-        keys (ignored unless sampling).
+        keys (ignored unless sampling). With `alignments`, the output also carries the
+        alignment attention: `(output, attention [B, N, L, S])`.
 
         Traced once per setting; the input signature keeps batch and length dynamic so
         differently shaped batches reuse the same graph.
@@ -180,13 +233,17 @@ class Translator:
         constraints = constraints if constraints is not None and constraints.enabled else None
         sampling = sampling if sampling is not None and sampling.enabled else None
         key = (beam_size, alpha, n_best, constraints, sampling, with_prefix)
+        key += ("alignments",) if alignments else ()
         if key not in self._searches:
-            model, cfg = self.model, self.decode
+            model = self.models if len(self.models) > 1 else self.model
+            cfg = self.decode
             if constraints is None and sampling is None and not with_prefix:
 
                 @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)])
                 def search(source_ids):
-                    return search_batch(model, source_ids, cfg, beam_size, alpha, n_best)
+                    return search_batch(
+                        model, source_ids, cfg, beam_size, alpha, n_best, alignments=alignments
+                    )
 
             else:
 
@@ -203,6 +260,7 @@ class Translator:
                     return search_batch(
                         model, source_ids, cfg, beam_size, alpha, n_best,
                         constraints=constraints, sampling=sampling, prefix=prefix, keys=keys,
+                        alignments=alignments,
                     )  # fmt: skip
 
             self._searches[key] = search
@@ -212,7 +270,7 @@ class Translator:
         """Target piece ids of each prefix (no EOS), cut so that one more piece fits in the
         model's maximum length, with a warning that names the line."""
         texts = [normalize(p) for p in prefixes]
-        limit = self.model.max_length - 1
+        limit = self.max_length - 1
         return encode_lines(self.target_vocab, texts, line_numbers, limit, "target prefix")[0]
 
     def encode(self, lines: Sequence[str], line_numbers: Sequence[int]) -> list[list[int]]:
@@ -220,7 +278,7 @@ class Translator:
         maximum length with a warning that names the line (`line_numbers[i]` is the input line
         number of `lines[i]`; `t2t_lite.inference.encoding.encode_lines`)."""
         eos = [EOS_ID] if self.model.source_eos else []
-        limit = self.model.max_length - len(eos)  # pieces
+        limit = self.max_length - len(eos)  # pieces
         encoded, truncated = encode_lines(self.source_vocab, lines, line_numbers, limit)
         self.stats.truncated += truncated
         for ids in encoded:
@@ -244,6 +302,7 @@ class Translator:
         seed: int | None = None,
         no_repeat_ngram_size: int | None = None,
         repetition_penalty: float | None = None,
+        alignments: bool = False,
     ) -> list[list[Hypothesis]]:
         """Translates every line; returns `n_best` hypotheses per line, best first.
 
@@ -265,6 +324,9 @@ class Translator:
                 n_best is then the number of independent samples per line.
             no_repeat_ngram_size, repetition_penalty: repetition control
                 (`t2t_lite.inference.constraints.Constraints`).
+            alignments: give every hypothesis its source-target piece alignment
+                (`Hypothesis.alignment`, from the model's alignment attention; an empty
+                line's hypotheses get an empty one).
             Options left None take the `decode` defaults.
 
         Returns:
@@ -308,9 +370,8 @@ class Translator:
             )
         start = time.perf_counter()
         texts = [normalize(line) for line in lines]
-        results: list[list[Hypothesis]] = [
-            [Hypothesis("", 0.0, 0)] * n_best if not t else [] for t in texts
-        ]
+        empty = Hypothesis("", 0.0, 0, [] if alignments else None)
+        results: list[list[Hypothesis]] = [[empty] * n_best if not t else [] for t in texts]
         todo = [i for i, t in enumerate(texts) if t]
         encoded = self.encode([texts[i] for i in todo], [first_line + i for i in todo])
         encoded_by_line = dict(zip(todo, encoded, strict=True))
@@ -320,7 +381,10 @@ class Translator:
                 [target_prefixes[i] for i in todo], [first_line + i for i in todo]
             )
             prefix_by_line = dict(zip(todo, prefixes, strict=True))
-        search = self.search_fn(beam_size, alpha, n_best, constraints, sampling, with_prefix)
+        search = self.search_fn(
+            beam_size, alpha, n_best, constraints, sampling, with_prefix, alignments
+        )
+        source_pieces = {i: len(e) - int(self.model.source_eos) for i, e in encoded_by_line.items()}
         plain = search.input_signature is not None and len(search.input_signature) == 1
 
         def run(batch: list[int]) -> tuple[np.ndarray, ...]:
@@ -341,12 +405,13 @@ class Translator:
                     tf.constant([len(ids) for ids in found], tf.int32),
                     tf.constant([first_line + i for i in batch], tf.int64),
                 )
-            return source, out.ids.numpy(), out.scores.numpy(), out.lengths.numpy()
+            out, attention = (out[0], out[1].numpy()) if alignments else (out, None)
+            return source, out.ids.numpy(), out.scores.numpy(), out.lengths.numpy(), attention
 
         batches = length_batches(todo, [len(e) for e in encoded], batch_tokens, max_batch_size)
         with ThreadPoolExecutor(max(1, min(parallel_batches, len(batches)))) as pool:
             # map() yields in batch order; results are unpacked here, in this thread.
-            for batch, (source, ids, scores, out_lengths) in zip(
+            for batch, (source, ids, scores, out_lengths, attention) in zip(
                 batches, pool.map(run, batches), strict=True
             ):
                 for row, i in enumerate(batch):
@@ -357,6 +422,11 @@ class Translator:
                             hyps, scores[row], out_lengths[row], strict=True
                         )
                     ]
+                    if alignments:
+                        for n, hyp in enumerate(results[i]):
+                            hyp.alignment = alignment_pairs(
+                                attention[row, n], hyp.length, source_pieces[i]
+                            )
                 self.stats.source_tokens += int(np.sum(source != PAD_ID))
                 self.stats.target_tokens += int(np.sum(out_lengths[:, 0]))
         self.stats.sentences += len(lines)

@@ -136,7 +136,8 @@ class Decoder(StackLayer):
 
     Returns:
         A `DecoderOutput`: the output, the list of grown caches (None without a cache) and
-        the last layer's memory attention probabilities.
+        the last layer's memory attention probabilities; averaged over the heads, these are
+        the model's alignment attention (`Transformer`, `t2t-translate --alignments`).
 
     Example:
         >>> decoder = Decoder(2, d_model=8, num_heads=2, d_ff=16)

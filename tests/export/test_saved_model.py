@@ -78,3 +78,38 @@ def test_saved_model_matches_translator_in_a_fresh_process(
     # Exporting again into the same, now non-empty, directory is refused.
     result = run_cli("export", f"--model_dir={model_dir}", f"--output={export}")
     assert result.returncode == 2 and b"not empty" in result.stderr
+
+
+def test_signature_options_default_to_serving_default_and_match_the_translator(
+    model_dir, translator, tmp_path
+):
+    pytest.importorskip("tensorflow_text")
+    from t2t_lite.export.saved_model import DEFAULT_OPTIONS, export_saved_model
+
+    model, cfg, src_vocab, tgt_vocab, _ = load_model(model_dir)
+    export = export_saved_model(model, src_vocab, tgt_vocab, cfg.decode, str(tmp_path / "m"))
+    loaded = tf.saved_model.load(export)
+    with_options = loaded.signatures["translate_with_options"]
+    specs = with_options.structured_input_signature[1]
+    assert set(specs) == {"sources", *DEFAULT_OPTIONS}
+    lines = made_up_sentences(4, seed=14) + [""]
+
+    def translate(**options):
+        options = {
+            k: tf.constant(v, specs[k].dtype) for k, v in {**DEFAULT_OPTIONS, **options}.items()
+        }
+        out = with_options(sources=tf.constant(lines), **options)["translations"].numpy()
+        return [t.decode() for t in out]
+
+    plain = loaded.signatures["serving_default"](sources=tf.constant(lines))["translations"]
+    assert translate() == [t.decode() for t in plain.numpy()]
+    for options in (
+        {"no_repeat_ngram_size": 2, "repetition_penalty": 1.5},
+        {"sampling_topk": 5, "sampling_topp": 0.9, "sampling_temperature": 0.8, "seed": 3},
+    ):
+        beam = {"beam_size": 1, "first_line": 0} if "seed" in options else {}
+        expected = translator.translate(lines, **beam, **options)
+        assert translate(**options) == expected
+    assert translate(sampling_topk=0, seed=1) != translate(sampling_topk=0, seed=2)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="sampling_topp must be <= 1"):
+        translate(sampling_topp=2.0)

@@ -13,6 +13,7 @@ from t2t_lite.inference.constraints import (
     TargetPrefix,
     penalize_repetitions,
     repeated_ngram_mask,
+    repeated_ngram_mask_dynamic,
 )
 from t2t_lite.inference.sampling import Sampling
 from tests.inference.test_beam_search import A, B, C, D, V, random_tables, scripted, table
@@ -151,3 +152,33 @@ def test_prefix_wins_over_bans_and_composes_with_sampling():
         assert hyp[: len(prefix)] == prefix
         assert len(set(hyp[len(prefix) :])) == len(hyp[len(prefix) :])  # no repeats after it
         assert not set(hyp[len(prefix) :]) & set(prefix)
+
+
+def test_dynamic_ngram_mask_equals_the_static_one():
+    rng = np.random.default_rng(3)
+    for length in (0, 1, 2, 7):
+        history = tf.constant(rng.integers(4, 7, [3, length]), tf.int32)  # [R, T], many repeats
+        for n in (1, 2, 3, 4):
+            static = repeated_ngram_mask(history, n, V)
+            dynamic = repeated_ngram_mask_dynamic(history, tf.constant(n), V)
+            np.testing.assert_array_equal(dynamic, static, err_msg=f"T={length} n={n}")
+
+
+def test_dynamic_settings_decode_as_static_ones():
+    tables = random_tables(seed=4, num_steps=6)
+    starts = tf.fill([2], BOS_ID)
+    for n, penalty in ((0, 1.0), (2, 1.0), (0, 1.5), (1, 0.8)):
+        outs = [
+            beam_search(
+                scripted(*tables),
+                starts,
+                {},
+                2,
+                EOS_ID,
+                tf.constant([6, 4]),
+                constraints=Constraints(*settings),
+            )  # fmt: skip
+            for settings in ((n, penalty), (tf.constant(n), tf.constant(penalty)))
+        ]
+        np.testing.assert_array_equal(outs[1].ids, outs[0].ids)
+        np.testing.assert_allclose(outs[1].scores, outs[0].scores, rtol=1e-6)
