@@ -5,8 +5,8 @@
 
 POST /translate takes {"text": "..."} or {"text": [...]} and the per-request decoding options
 (beam_size, alpha, n_best, sampling_topk, sampling_topp, sampling_temperature, seed,
-no_repeat_ngram_size, repetition_penalty, target_prefix, scores); GET / is a page to try it,
-GET /health and GET /metrics (Prometheus) report on the server. Requests arriving within
+no_repeat_ngram_size, repetition_penalty, target_prefix, scores, alignments); GET / is a page
+to try it, GET /health and GET /metrics (Prometheus) report on the server. Requests arriving within
 --batch_window_ms are translated together. SIGTERM: stop accepting, answer what is in flight,
 exit 0. See docs/serving.md.
 """

@@ -22,6 +22,7 @@ from absl import logging
 from aiohttp import web
 
 from t2t_lite.config import DecodeConfig
+from t2t_lite.inference.alignment import format_alignment
 from t2t_lite.inference.translator import Hypothesis
 from t2t_lite.serve.batcher import Batcher, Stopping
 from t2t_lite.serve.metrics import CONTENT_TYPE, Metrics
@@ -49,11 +50,16 @@ class Service:
     model: str = ""
 
 
+# Hypothesis attributes that are not JSON as they are: how the answer writes them.
+_RENDER = {"alignment": format_alignment}
+
+
 def _hypothesis(hypothesis: Hypothesis, outputs: tuple[str, ...]) -> dict[str, Any]:
-    return {
-        "translation": hypothesis.text,
-        **{name: getattr(hypothesis, name) for name in outputs},
-    }
+    result: dict[str, Any] = {"translation": hypothesis.text}
+    for name in outputs:
+        value = getattr(hypothesis, name)
+        result[name] = _RENDER[name](value) if name in _RENDER else value
+    return result
 
 
 def answer(request: TranslationRequest, hypotheses: list[list[Hypothesis]]) -> list[dict]:

@@ -88,6 +88,13 @@ OPTIONS: dict[str, Option] = {
             "target_prefix", _texts, "target_prefixes", per_line=True, help="start of the output"
         ),
         Option("scores", _boolean, output="score", help="add each hypothesis's score"),
+        Option(
+            "alignments",
+            _boolean,
+            "alignments",
+            output="alignment",
+            help="add source-target piece alignments (Pharaoh i-j pairs)",
+        ),
     )
 }
 

@@ -39,6 +39,18 @@ def test_options_scores_n_best_and_target_prefix(server, translator):
         assert result["score"] == pytest.approx(hyps[0].score)
 
 
+def test_alignments_are_pharaoh_pairs_of_the_translator(server, translator):
+    lines = ["a dog runs", "two men talk to a dog"]
+    status, _, body = request(server.url + "/translate", {"text": lines, "alignments": True})
+    assert status == 200, body
+    expected = translator.translate_nbest(lines, alignments=True)
+    for result, hyps in zip(body["results"], expected, strict=True):
+        assert result["translation"] == hyps[0].text
+        assert result["alignment"] == " ".join(f"{i}-{j}" for i, j in hyps[0].alignment)
+    status, _, body = request(server.url + "/translate", {"text": "a", "alignments": "yes"})
+    assert (status, body["option"]) == (400, "alignments")
+
+
 def test_concurrent_clients_each_get_their_own_lines_in_order(server, translator):
     clients = [[f"client {i} line {j} " + "word " * (i % 5) for j in range(3)] for i in range(16)]
     expected = translator.translate([line for lines in clients for line in lines])
