@@ -20,7 +20,7 @@ from t2t_lite.data import (
 from t2t_lite.data import prepare as prepare_module
 from t2t_lite.data.prepare import Reservoir
 from t2t_lite.vocab import build_vocabularies
-from tests.helpers import made_up_sentences
+from tests.helpers import made_up_sentences, run_cli, stderr_lines
 
 FIELDS = ["src_values", "src_splits", "tgt_values", "tgt_splits"]
 
@@ -128,6 +128,26 @@ def test_different_line_counts_stop_the_pass_without_leaving_a_cache(tmp_path):
     write(tmp_path / "train.tgt", made_up_sentences(320))
     with pytest.raises(DataError, match=r"train\.src has 300 lines.*train\.tgt has 320 lines"):
         prepare_training_data(cfg, str(model_dir), True)
+
+
+def test_t2t_train_stops_on_different_line_counts_before_any_step(tmp_path):
+    cfg = corpus_config(tmp_path)
+    write(tmp_path / "train.tgt", made_up_sentences(250))
+    proc = run_cli(
+        "train",
+        "--config=configs/tiny.yaml",
+        f"--model_dir={tmp_path / 'm'}",
+        f"--set=data.train_src={cfg.data.train_src}",
+        f"--set=data.train_tgt={cfg.data.train_tgt}",
+        "--set=train.eval_every=0",
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    error = [line for line in stderr_lines(proc) if "error" in line]
+    assert len(error) == 1 and "Traceback" not in proc.stderr
+    assert f"{cfg.data.train_src} has 300 lines, {cfg.data.train_tgt} has 250 lines" in error[0]
+    assert not (tmp_path / "m").exists()
 
 
 def test_corpora_are_cached_on_their_own_and_mixed_by_weight(tmp_path, monkeypatch):
