@@ -17,6 +17,7 @@ consumes.
 Usage:
     python scripts/benchmark_data.py [--config configs/multi30k_cpu.yaml] [--set key=value ...]
     python scripts/benchmark_data.py --sizes=100000,1000000,4000000 [--with_20m] [--clean]
+    python scripts/benchmark_data.py --formats
 
 Targets on 2 CPU cores: 4M pairs <= 120 s to the first step and peak RSS <= 2 GB; the second
 run <= 20 s to its first step; 20M pairs peak RSS <= 3 GB; the input pipeline >= 10x the
@@ -59,6 +60,9 @@ CORPUS_DIR = flags.DEFINE_string("corpus_dir", "/tmp/big", "Where the synthetic 
 MAKE_CORPUS = flags.DEFINE_string("make_corpus", _MAKE_CORPUS, "The corpus generator.")
 STEPS = flags.DEFINE_integer("steps", 100, "Training updates per scaling run.")
 CLEAN = flags.DEFINE_bool("clean", False, "Delete each synthetic corpus after measuring it.")
+FORMATS = flags.DEFINE_bool(
+    "formats", False, "Compare memory-mapped .npy shards with TFRecord (300,000 pairs)."
+)
 
 
 def _epoch(dataset) -> dict[str, float]:
@@ -231,7 +235,69 @@ def scaling(size: int, work_dir: str) -> None:
             os.remove(prefix + ext)
 
 
+def formats(work_dir: str, n: int = 300_000) -> None:
+    """Writes `n` random pairs as a .npy shard and as TFRecord; times writing and reading."""
+    import tensorflow as tf
+
+    from t2t_lite.data import shards
+    from t2t_lite.data.pipeline import _padded_rows
+    from t2t_lite.data.token_pairs import TokenPairs
+
+    rng = np.random.default_rng(0)
+
+    def ragged() -> tuple[np.ndarray, np.ndarray]:
+        splits = np.concatenate([[0], np.cumsum(rng.integers(5, 60, n))]).astype(np.int64)
+        return rng.integers(4, 8000, splits[-1]).astype(np.int32), splits
+
+    pairs = TokenPairs(*ragged(), *ragged())
+    start = time.perf_counter()
+    record = shards.write_shard(pairs, work_dir, 0, np.dtype(np.uint16))
+    write = time.perf_counter() - start
+    size = sum(os.path.getsize(shards.shard_path(work_dir, 0, f)) for f in shards.FIELDS)
+    start = time.perf_counter()
+    (mapped,) = shards.open_shards(work_dir, {"shards": [record]})
+    opened = time.perf_counter() - start
+    start = time.perf_counter()
+    for _ in range(3000):
+        rows = rng.integers(0, n, 64)
+        _padded_rows(mapped.src_values, mapped.src_splits, rows, 1)
+        _padded_rows(mapped.tgt_values, mapped.tgt_splits, rows, 1)
+    read = time.perf_counter() - start
+    print(
+        f"npy: write {n / write:,.0f} pairs/s, {size / n:.0f} B/pair, open + verify "
+        f"{opened:.2f} s, random batches of 64: {3000 * 64 / read:,.0f} pairs/s"
+    )
+    path = os.path.join(work_dir, "pairs.tfrecord")
+    start = time.perf_counter()
+    with tf.io.TFRecordWriter(path) as writer:
+        for i in range(n):
+            sides = {
+                "src": pairs.src_values[pairs.src_splits[i] : pairs.src_splits[i + 1]],
+                "tgt": pairs.tgt_values[pairs.tgt_splits[i] : pairs.tgt_splits[i + 1]],
+            }
+            feature = {
+                k: tf.train.Feature(int64_list=tf.train.Int64List(value=v))
+                for k, v in sides.items()
+            }
+            example = tf.train.Example(features=tf.train.Features(feature=feature))
+            writer.write(example.SerializeToString())
+    write = time.perf_counter() - start
+    spec = {side: tf.io.VarLenFeature(tf.int64) for side in ("src", "tgt")}
+    dataset = tf.data.TFRecordDataset(path, buffer_size=1 << 20).batch(64)
+    start = time.perf_counter()
+    for _ in dataset.map(lambda x: tf.io.parse_example(x, spec)):
+        pass
+    read = time.perf_counter() - start
+    print(
+        f"tfrecord: write {n / write:,.0f} pairs/s, {os.path.getsize(path) / n:.0f} B/pair, "
+        f"in order, batches of 64 parsed: {n / read:,.0f} pairs/s (no random access)"
+    )
+
+
 def benchmark(work_dir: str) -> None:
+    if FORMATS.value:
+        formats(work_dir)
+        return
     sizes = [int(float(s)) for s in SIZES.value] + ([20_000_000] if WITH_20M.value else [])
     if not sizes:
         multi30k(work_dir)

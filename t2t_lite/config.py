@@ -66,8 +66,9 @@ class VocabConfig:
     target_model: str = ""
     character_coverage: float = 1.0
     # Sentences sampled to train SentencePiece: a uniform random sample drawn while the
-    # training text is read, so memory stays bounded (0 = all, held in memory).
-    input_sentence_size: int = 2_000_000
+    # training text is read (0 = all, held in memory). SentencePiece needs about 25 bytes per
+    # character of its sample: 300,000 sentences of 135 characters take about 1 GB.
+    input_sentence_size: int = 300_000
     # Characters outside the vocabulary become UTF-8 byte pieces instead of <unk>, so every
     # text survives encode -> decode. A saved configuration without this key (written before
     # it existed) reads as false: that model directory's vocabulary has no byte pieces.
