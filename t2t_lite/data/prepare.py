@@ -29,6 +29,7 @@ manifest still fits (see `t2t_lite.data.shards.open_cache`) and rebuilds it othe
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import itertools
 import json
@@ -239,8 +240,10 @@ class _CorpusBuild:
 
     def __init__(self, corpus: CorpusSource, cfg: Config, final_dir: str):
         self.corpus, self.cfg, self.final_dir = corpus, cfg, final_dir
+        # Left by a killed run (the model directory's lock keeps other writers out).
+        for stale in glob.glob(glob.escape(final_dir) + ".building-*"):
+            shutil.rmtree(stale, ignore_errors=True)
         self.dir = f"{final_dir}.building-{os.getpid()}"
-        shutil.rmtree(self.dir, ignore_errors=True)
         self.raw_dir = os.path.join(self.dir, "raw")
         os.makedirs(self.raw_dir)
         self.hashes: dict[str, str] = {}
