@@ -9,9 +9,13 @@ Every batch is a dict of int32 tensors, padded with `PAD_ID`:
 `B`, `S` and `T` vary from batch to batch (static shape `[None, None]`). A token budget bounds
 each batch: `B * S <= budget` and `B * T <= budget`.
 
+Training batches come from the memory-mapped shards of `prepare_training_data` (or from one
+in-memory `TokenPairs`); only the pair lengths are held in memory, the ids of a batch are
+read when the batch is.
+
 Example:
-    >>> pairs = cached_train_pairs(cfg, src_vocab, tgt_vocab, cache_dir="runs/m/data_cache")
-    >>> batch = next(iter(make_train_dataset(pairs, cfg.train)))
+    >>> *_, corpora = prepare_training_data(cfg, "runs/m", train_vocab=True)
+    >>> batch = next(iter(make_train_dataset(corpora, cfg.train)))
     >>> batch["source"].shape   # e.g. [96, 12]
 """
 
