@@ -65,8 +65,24 @@ class VocabConfig:
     source_model: str = ""
     target_model: str = ""
     character_coverage: float = 1.0
-    # Sentences sampled to train SentencePiece (0 = all).
-    input_sentence_size: int = 2_000_000
+    # Sentences sampled to train SentencePiece: a uniform random sample drawn while the
+    # training text is read (0 = all, held in memory). SentencePiece needs about 25 bytes per
+    # character of its sample: 300,000 sentences of 135 characters take about 1 GB.
+    input_sentence_size: int = 300_000
+    # Characters outside the vocabulary become UTF-8 byte pieces instead of <unk>, so every
+    # text survives encode -> decode. A saved configuration without this key (written before
+    # it existed) reads as false: that model directory's vocabulary has no byte pieces.
+    byte_fallback: bool = True
+
+
+@dataclasses.dataclass
+class CorpusConfig:
+    """One parallel corpus of `data.train`: two aligned text files and a sampling weight."""
+
+    src: str = ""
+    tgt: str = ""
+    # Batches are drawn from the corpora in proportion to their weights.
+    weight: float = 1.0
 
 
 @dataclasses.dataclass
@@ -78,6 +94,9 @@ class DataConfig:
     # (`$T2T_DATA_DIR`, else `~/.cache/t2t_lite/data`), then the current directory.
     train_src: str = ""
     train_tgt: str = ""
+    # Several training corpora, each `{src, tgt, weight}`, mixed by weight (instead of
+    # train_src/train_tgt); each is tokenized and cached on its own.
+    train: list[CorpusConfig] = dataclasses.field(default_factory=list)
     valid_src: str = ""
     valid_tgt: str = ""
     # TensorFlow Datasets translation dataset, e.g. "ted_hrlr_translate/pt_to_en".
@@ -156,6 +175,11 @@ RESUMABLE_KEYS = frozenset(
 )
 
 
+# Keys added after model directories were first written, with the value a saved
+# configuration that lacks them stands for (how that directory was made).
+SAVED_CONFIG_DEFAULTS = {"vocab.byte_fallback": False}
+
+
 @dataclasses.dataclass
 class DecodeConfig:
     """The `decode:` section: defaults for translation (flags of t2t-translate override)."""
@@ -231,6 +255,14 @@ class Config:
             self.train.factors
         ):
             raise ConfigError("train.boundaries and train.factors must have the same length")
+        d = self.data
+        if d.train and (d.train_src or d.train_tgt):
+            raise ConfigError("give data.train or data.train_src/data.train_tgt, not both")
+        for i, corpus in enumerate(d.train):
+            if not corpus.src or not corpus.tgt:
+                raise ConfigError(f"data.train[{i}] needs src and tgt")
+            if not corpus.weight > 0.0:
+                raise ConfigError(f"data.train[{i}].weight={corpus.weight} must be > 0")
         for key, value in self.flat().items():
             if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
                 raise ConfigError(f"{key}={value} must not be negative")
@@ -274,6 +306,8 @@ def _check_value(value: Any, expected: Any, where: str) -> Any:
         if value not in choices:
             raise ConfigError(f"{where}: expected one of {list(choices)}, got {value!r}")
         return value
+    if dataclasses.is_dataclass(expected):
+        return _check_record(value, expected, where)
     if origin is list:
         (item_type,) = get_args(expected)
         if not isinstance(value, list):
@@ -284,6 +318,20 @@ def _check_value(value: Any, expected: Any, where: str) -> Any:
     if expected is int and isinstance(value, bool) or not isinstance(value, expected):
         raise ConfigError(f"{where}: expected {expected.__name__}, got {value!r}")
     return value
+
+
+def _check_record(value: Any, expected: type, where: str) -> Any:
+    """`value` (a mapping, or already an `expected`) as an `expected` dataclass, keys checked."""
+    if isinstance(value, expected):
+        value = dataclasses.asdict(value)
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+    hints = typing.get_type_hints(expected)
+    fields = {f.name: hints[f.name] for f in dataclasses.fields(expected)}
+    unknown = sorted(set(value) - set(fields))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r}; expected {', '.join(fields)}")
+    return expected(**{k: _check_value(v, fields[k], f"{where}.{k}") for k, v in value.items()})
 
 
 def _set(cfg: Config, section: str, key: str, value: Any, source: str) -> None:
@@ -339,8 +387,14 @@ def apply_overrides(cfg: Config, overrides: list[str], source: str = "--set") ->
     return cfg
 
 
-def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> Config:
-    """Reads a YAML preset, applies overrides, validates; raises ConfigError naming the file."""
+def load_config(
+    path: str | os.PathLike, overrides: list[str] | None = None, saved: bool = False
+) -> Config:
+    """Reads a YAML preset, applies overrides, validates; raises ConfigError naming the file.
+
+    `saved`: the file is a model directory's `config.yaml`; keys it lacks take their
+    `SAVED_CONFIG_DEFAULTS` value instead of the default for new runs.
+    """
     path = os.fspath(path)
     try:
         with open(path, encoding="utf-8") as f:
@@ -350,6 +404,11 @@ def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> 
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}") from None
     cfg = config_from_dict(data, source=path)
+    if saved and isinstance(data, dict):
+        for name, value in SAVED_CONFIG_DEFAULTS.items():
+            section, key = name.split(".")
+            if key not in (data.get(section) or {}):
+                setattr(getattr(cfg, section), key, value)
     cfg = apply_overrides(cfg, overrides or [])
     try:
         cfg.validate()

@@ -20,7 +20,8 @@ A model directory (written by `t2t-train`, read by `t2t-translate`, `t2t-evaluat
     */corrupt/ckpt-N.*        checkpoints found unreadable, moved aside (never deleted)
     train.lock                held by the one t2t-train writing the directory (its pid and host)
     logs/train, logs/valid    TensorBoard summaries
-    data_cache/               the tokenized training pairs, reused by a resumed run
+    data_cache/               the tokenized training corpora (shards + manifest, one folder
+                              per corpus), reused by a resumed run
     ctranslate2/<name>/       CTranslate2 exports made by `t2t-translate --engine=ctranslate2`,
                               one per checkpoint, each with ctranslate2_checkpoint.json naming
                               the checkpoint it was made from

@@ -58,7 +58,7 @@ def read_config(model_dir: str) -> Config:
     if not os.path.isfile(path):
         raise ConfigError(f"{model_dir} is not a model directory: {CONFIG_FILE} is missing")
     try:
-        return load_config(path)
+        return load_config(path, saved=True)
     except ConfigError as e:
         raise ConfigError(
             f"{e}; {path} was written by an incompatible version of t2t_lite or edited by hand"

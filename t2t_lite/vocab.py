@@ -36,6 +36,8 @@ from t2t_lite.constants import (
 )
 
 _SPECIAL_IDS = {"pad": PAD_ID, "unk": UNK_ID, "bos": BOS_ID, "eos": EOS_ID}
+# Byte fallback spends 256 pieces on the bytes; a smaller vocabulary is trained without it.
+MIN_BYTE_FALLBACK_SIZE = 512
 
 
 class Vocabulary:
@@ -111,9 +113,12 @@ def train_sentencepiece(cfg: VocabConfig, texts: Iterable[str], seed: int = 0) -
     """Trains a SentencePiece model on `texts` and returns the serialized model.
 
     Training is deterministic for given texts, config and seed (two threads, seeded sampling).
+    With `cfg.byte_fallback` (and `cfg.size >= MIN_BYTE_FALLBACK_SIZE`) the model has the 256
+    byte pieces `<0x00>`..`<0xFF>`: a character it has no piece for is encoded as its UTF-8
+    bytes, and decoding joins them back into the character, so no text becomes `<unk>`.
 
     Args:
-        cfg: model type, size, character coverage and sentence sample size.
+        cfg: model type, size, character coverage, sentence sample size, byte fallback.
         texts: training sentences, one per item.
         seed: seed of the sentence sampling (used when there are more than
             `cfg.input_sentence_size` sentences).
@@ -127,6 +132,14 @@ def train_sentencepiece(cfg: VocabConfig, texts: Iterable[str], seed: int = 0) -
         # Given exactly input_sentence_size sentences, it keeps them all.
         keep = sorted(random.Random(seed).sample(range(len(texts)), cfg.input_sentence_size))
         texts = [texts[i] for i in keep]
+    byte_fallback = cfg.byte_fallback and cfg.size >= MIN_BYTE_FALLBACK_SIZE
+    if cfg.byte_fallback and not byte_fallback:
+        logging.warning(
+            "vocab.size=%d leaves no room for the 256 byte pieces (needs >= %d); training "
+            "without byte fallback",
+            cfg.size,
+            MIN_BYTE_FALLBACK_SIZE,
+        )
     model = io.BytesIO()
     try:
         spm.SentencePieceTrainer.train(
@@ -137,6 +150,7 @@ def train_sentencepiece(cfg: VocabConfig, texts: Iterable[str], seed: int = 0) -
             character_coverage=cfg.character_coverage,
             input_sentence_size=cfg.input_sentence_size,
             shuffle_input_sentence=True,
+            byte_fallback=byte_fallback,
             pad_id=PAD_ID,
             unk_id=UNK_ID,
             bos_id=BOS_ID,

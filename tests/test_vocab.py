@@ -5,8 +5,8 @@ import time
 import numpy as np
 import pytest
 
-from t2t_lite.config import Config
-from t2t_lite.constants import BOS_ID, EOS_ID, PAD_ID
+from t2t_lite.config import Config, load_config
+from t2t_lite.constants import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 from t2t_lite.data import normalize, read_lines
 from t2t_lite.vocab import Vocabulary, build_vocabularies, load_vocabularies, train_sentencepiece
 from tests.helpers import real_data_dir
@@ -136,3 +136,30 @@ def test_multi30k_validation_round_trip(tmp_path):
         lines = read_lines(path.format(name))
         decoded = vocab.decode_batch(vocab.encode(lines))
         assert [(i, d) for i, (d, x) in enumerate(zip(decoded, lines, strict=True)) if d != x] == []
+
+
+def test_byte_fallback_round_trips_characters_unseen_in_training(tmp_path):
+    rng = random.Random(0)
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    words = ["".join(rng.choices(letters, k=rng.randint(3, 8))) for _ in range(600)]
+    texts = [" ".join(rng.choices(words, k=8)) for _ in range(1500)]
+    # Characters NFKC leaves alone (SentencePiece normalizes with NFKC, e.g. ² -> 2).
+    line = "the 🦜 parrot says Привет, 你好 ∮ ğ — ok"
+    cfg = tiny_config(size=600)
+    assert cfg.vocab.byte_fallback  # the default for new vocabularies
+    vocab, _ = build_vocabularies(cfg, tmp_path / "bytes", texts, [])
+    (ids,) = vocab.encode([line])
+    assert UNK_ID not in ids
+    assert vocab.decode(ids) == line
+    assert vocab.decode_batch([[BOS_ID, *ids, EOS_ID, PAD_ID]]) == [line]
+    without, _ = build_vocabularies(tiny_config(size=600, byte_fallback=False), tmp_path, texts, [])
+    assert UNK_ID in without.encode([line])[0]
+
+
+def test_a_saved_config_without_byte_fallback_reads_as_false(tmp_path):
+    preset = tmp_path / "preset.yaml"
+    preset.write_text("vocab:\n  size: 100\n")
+    assert load_config(preset).vocab.byte_fallback
+    assert not load_config(preset, saved=True).vocab.byte_fallback
+    preset.write_text("vocab:\n  byte_fallback: true\n")
+    assert load_config(preset, saved=True).vocab.byte_fallback

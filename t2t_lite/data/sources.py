@@ -6,6 +6,7 @@ an unknown dataset stops a run before any work starts; `load_pairs` reads a spli
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Sequence
@@ -21,6 +22,39 @@ from t2t_lite.data.tfds_source import read_tfds_pairs, tfds_builder, tfds_langua
 SPLITS = ("train", "valid")
 
 
+@dataclasses.dataclass(frozen=True)
+class CorpusSource:
+    """One training corpus: two aligned text files (resolved paths), or the TFDS train split.
+
+    Attributes:
+        src: the source file ("" for TFDS).
+        tgt: the target file ("" for TFDS).
+        weight: its share of the batches when there are several corpora.
+    """
+
+    src: str = ""
+    tgt: str = ""
+    weight: float = 1.0
+
+    @property
+    def name(self) -> str:
+        """What log lines and cache folders call the corpus."""
+        return f"{self.src} / {self.tgt}" if self.src else "tfds"
+
+
+def train_corpora(cfg: DataConfig) -> list[CorpusSource]:
+    """The training corpora: `data.train`, else `data.train_src`/`data.train_tgt`, else TFDS.
+
+    Raises:
+        DataError: a file does not exist, or no training data is configured.
+    """
+    if cfg.source == "tfds":
+        return [CorpusSource()]
+    if cfg.train:
+        return [CorpusSource(resolve_path(c.src), resolve_path(c.tgt), c.weight) for c in cfg.train]
+    return [CorpusSource(*_text_paths(cfg, "train"))]
+
+
 def _text_paths(cfg: DataConfig, split: str) -> tuple[str, str]:
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; expected one of {list(SPLITS)}")
@@ -32,7 +66,8 @@ def _text_paths(cfg: DataConfig, split: str) -> tuple[str, str]:
 
 
 def check_sources(cfg: DataConfig, splits: Sequence[str] = SPLITS) -> None:
-    """Checks that every file of `splits` exists, or that the TFDS dataset is known.
+    """Checks that every file of `splits` exists (every corpus of `data.train`), or that the
+    TFDS dataset is known.
 
     Raises:
         DataError: naming the missing file (and where it was looked for) or the bad setting.
@@ -41,7 +76,10 @@ def check_sources(cfg: DataConfig, splits: Sequence[str] = SPLITS) -> None:
         tfds_builder(cfg)
         return
     for split in splits:
-        _text_paths(cfg, split)
+        if split == "train":
+            train_corpora(cfg)
+        else:
+            _text_paths(cfg, split)
 
 
 def _drop_empty(src: list[str], tgt: list[str], where: str) -> tuple[list[str], list[str]]:
@@ -71,6 +109,12 @@ def load_pairs(cfg: DataConfig, split: str) -> tuple[list[str], list[str]]:
     if cfg.source == "tfds":
         where = f"{cfg.tfds_name}[{tfds_split(cfg, split)}]"
         src, tgt = read_tfds_pairs(cfg, split)
+    elif split == "train" and cfg.train:
+        where, src, tgt = "data.train", [], []
+        for corpus in train_corpora(cfg):
+            more_src, more_tgt = read_parallel(corpus.src, corpus.tgt)
+            src += more_src
+            tgt += more_tgt
     else:
         src_path, tgt_path = _text_paths(cfg, split)
         where = f"{src_path} / {tgt_path}"
@@ -105,6 +149,8 @@ def source_fingerprint(cfg: DataConfig, split: str) -> str:
             "langs": tfds_languages(cfg, builder),
             "data_dir": builder.data_dir,
         }
+    elif split == "train" and cfg.train:
+        parts = {"text": [[file_sha256(c.src), file_sha256(c.tgt)] for c in train_corpora(cfg)]}
     else:
         parts = {"text": [file_sha256(p) for p in _text_paths(cfg, split)]}
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()

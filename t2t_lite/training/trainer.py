@@ -48,14 +48,15 @@ from absl import logging
 
 from t2t_lite.atomic import write_file_atomic
 from t2t_lite.config import RESUMABLE_KEYS, Config, ConfigError, config_diff
-from t2t_lite.constants import BOS_ID, CHECKPOINTS, CONFIG_FILE, DATA_CACHE, EOS_ID
+from t2t_lite.constants import BOS_ID, CHECKPOINTS, CONFIG_FILE, EOS_ID
 from t2t_lite.data import (
+    ShardedCorpus,
     TokenPairs,
-    cached_train_pairs,
     check_sources,
     load_pairs,
     make_eval_dataset,
     make_train_dataset,
+    prepare_training_data,
 )
 from t2t_lite.hardware import resolve_auto
 from t2t_lite.inference.translator import Translator
@@ -73,7 +74,7 @@ from t2t_lite.training.summaries import Summaries
 from t2t_lite.training.train_state import StepStats, TrainState
 from t2t_lite.training.workers import check_agreement, is_chief, make_strategy, write_dir
 from t2t_lite.training.write_errors import reporting_write_errors
-from t2t_lite.vocab import Vocabulary, build_vocabularies, load_vocabularies
+from t2t_lite.vocab import Vocabulary
 
 NUM_SAMPLES = 3
 
@@ -128,7 +129,7 @@ class _Run:
         chief: whether this worker writes into `model_dir` (see `t2t_lite.training.workers`).
         src_vocab: source vocabulary.
         tgt_vocab: target vocabulary.
-        pairs: the tokenized training pairs.
+        corpora: the tokenized training corpora (memory-mapped shards).
         write_config: whether `config.yaml` is new or changed (written once the latest
             checkpoint is known to fit the configuration).
     """
@@ -139,7 +140,7 @@ class _Run:
     chief: bool
     src_vocab: Vocabulary
     tgt_vocab: Vocabulary
-    pairs: TokenPairs
+    corpora: list[ShardedCorpus]
     write_config: bool
 
 
@@ -223,28 +224,28 @@ def _prepare_model_dir(
     """The run's vocabularies and tokenized training pairs, and whether to write config.yaml.
 
     The chief builds the vocabularies of a fresh directory and tokenizes the training data
-    (or reads it from `data_cache/`); the other workers wait for it, then read both from the
-    model directory. config.yaml is written by the trainer once the model and any checkpoint
-    have been loaded, so a checkpoint that does not fit a changed config leaves the saved
-    config as it was.
+    (or reads it from `data_cache/`) in one streaming pass (`prepare_training_data`); the
+    other workers wait for it, then read both from the model directory. A resumed run keeps
+    the saved `vocab.byte_fallback`: the key only shapes a vocabulary being trained.
+    config.yaml is written by the trainer once the model and any checkpoint have been
+    loaded, so a checkpoint that does not fit a changed config leaves the saved config as it
+    was.
     """
     fresh = not os.path.isfile(os.path.join(model_dir, CONFIG_FILE))
-    changes = [] if fresh else check_resume_config(read_config(model_dir), cfg, overwrite_config)
+    changes = []
+    if not fresh:
+        saved = read_config(model_dir)
+        vocab = dataclasses.replace(cfg.vocab, byte_fallback=saved.vocab.byte_fallback)
+        cfg = dataclasses.replace(cfg, vocab=vocab)
+        changes = check_resume_config(saved, cfg, overwrite_config)
     if changes:
         logging.warning("Configuration changes on resume:\n  %s", "\n  ".join(changes))
-    cache_dir = os.path.join(model_dir, DATA_CACHE)
     if chief:
-        if fresh:
-            vocabs = build_vocabularies(cfg, model_dir, *load_pairs(cfg.data, "train"))
-        else:
-            vocabs = load_vocabularies(model_dir)
-        pairs = cached_train_pairs(cfg, *vocabs, cache_dir)
+        src_vocab, tgt_vocab, corpora = prepare_training_data(cfg, model_dir, train_vocab=fresh)
     # A barrier: the other workers read what the chief has just written.
     check_agreement(strategy, "whether the model directory is new", int(fresh))
-    if not chief:
-        vocabs = load_vocabularies(model_dir)
-        pairs = cached_train_pairs(cfg, *vocabs, cache_dir)  # a cache hit
-    src_vocab, tgt_vocab = vocabs
+    if not chief:  # a cache hit
+        src_vocab, tgt_vocab, corpora = prepare_training_data(cfg, model_dir, train_vocab=False)
     return _Run(
         cfg=cfg,
         model_dir=model_dir,
@@ -252,7 +253,7 @@ def _prepare_model_dir(
         chief=chief,
         src_vocab=src_vocab,
         tgt_vocab=tgt_vocab,
-        pairs=pairs,
+        corpora=corpora,
         write_config=fresh or bool(changes),
     )
 
@@ -415,7 +416,7 @@ def _train_batches(run: _Run, start_step: int) -> Iterator:
         per_pipeline = ctx.num_replicas_in_sync // ctx.num_input_pipelines
         consumed = start_step * t.accumulate_steps * per_pipeline
         return make_train_dataset(
-            run.pairs, t, input_context=ctx, skip=consumed, source_eos=run.cfg.model.source_eos
+            run.corpora, t, input_context=ctx, skip=consumed, source_eos=run.cfg.model.source_eos
         )
 
     return iter(run.strategy.distribute_datasets_from_function(dataset_fn))

@@ -224,3 +224,37 @@ def test_train_pairs_are_tokenized_once_then_read_from_the_cache(tmp_path, monke
     cfg.data.max_tgt_length = 31  # a different cache key: tokenizes again
     with pytest.raises(AssertionError, match="cache"):
         cached_train_pairs(cfg, vocab, vocab, cache)
+
+
+def sharded(parts=3):
+    """PAIRS cut into `parts` consecutive shards, as one corpus."""
+    from t2t_lite.data import ShardedCorpus
+
+    cuts = np.array_split(np.arange(N), parts)
+    return [ShardedCorpus(tuple(PAIRS.select(np.isin(np.arange(N), c)) for c in cuts))]
+
+
+def test_a_sharded_corpus_streams_every_pair_once_per_pass_reproducibly():
+    cfg = train_config()
+    batches = one_pass(make_train_dataset(sharded(), cfg, repeat=False), 256)
+    assert sorted(sum(batches, [])) == list(range(N))
+    shards_of = [set(np.array(b) * 3 // N) for b in batches]
+    assert all(len(s) == 1 for s in shards_of)  # a batch comes from one shard
+    assert len({next(iter(s)) for s in shards_of[:3]}) > 1  # shards are interleaved
+    whole = one_pass(make_train_dataset(sharded(), cfg).take(len(batches) + 10), 256)
+    again = make_train_dataset(sharded(), cfg, skip=25).take(len(batches) - 15)
+    assert one_pass(again, 256) == whole[25:]
+    assert sorted(sum(whole[: len(batches)], [])) == list(range(N))
+    other = one_pass(make_train_dataset(sharded(), train_config(seed=8), repeat=False), 256)
+    assert other != batches
+
+
+def test_input_context_shards_a_sharded_corpus():
+    seen = []
+    for pipeline_id in range(2):
+        context = tf.distribute.InputContext(
+            num_input_pipelines=2, input_pipeline_id=pipeline_id, num_replicas_in_sync=2
+        )
+        dataset = make_train_dataset(sharded(), train_config(), context, repeat=False)
+        seen.append(sorted(sum(one_pass(dataset, 128), [])))
+    assert seen == [list(range(0, N, 2)), list(range(1, N, 2))]

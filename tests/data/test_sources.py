@@ -203,3 +203,31 @@ def test_tfds_source_yields_batches(tmp_path):
     assert all(s and s == " ".join(s.split()) for s in src + tgt)
     assert sum(int(b["source"].shape[0]) for b in batches) == 40
     assert sum(int(tokens_per_batch(b)) for b in batches) > 80
+
+
+def test_train_corpora_from_a_list_with_weights(tmp_path):
+    from t2t_lite.config import ConfigError, config_from_dict
+    from t2t_lite.data.sources import train_corpora
+
+    a = text_config(tmp_path)
+    data = {
+        "train": [
+            {"src": a.train_src, "tgt": a.train_tgt, "weight": 3},
+            {"src": a.valid_src, "tgt": a.valid_tgt},
+        ]
+    }
+    cfg = config_from_dict({"data": data})
+    cfg.validate()
+    corpora = train_corpora(cfg.data)
+    assert [(c.src, c.weight) for c in corpora] == [(a.train_src, 3.0), (a.valid_src, 1.0)]
+    assert config_from_dict(cfg.to_dict()) == cfg  # the saved config reads back
+    src, _ = load_pairs(cfg.data, "train")
+    assert len(src) == 3 + 2
+    with pytest.raises(ConfigError, match=r"data.train\[0\]: unknown key 'source'"):
+        config_from_dict({"data": {"train": [{"source": "x"}]}})
+    cfg.data.train_src = a.train_src
+    with pytest.raises(ConfigError, match="data.train or data.train_src"):
+        cfg.validate()
+    cfg.data.train_src, cfg.data.train[1].weight = "", 0.0
+    with pytest.raises(ConfigError, match=r"data.train\[1\].weight=0.0 must be > 0"):
+        cfg.validate()
