@@ -140,13 +140,13 @@ def test_explicit_precision_is_kept():
 
 
 def test_training_precision_logs_one_line(caplog):
-    with caplog.at_level(logging.INFO):
+    with caplog.at_level(logging.INFO, logger="absl"):
         assert training_precision("auto", machine(EPYC_AVX2)) == "none"
     assert [r.getMessage() for r in caplog.records] == [
         "mixed precision: float32 (CPU without AVX512_BF16/AMX)"
     ]
     caplog.clear()
-    with caplog.at_level(logging.INFO):
+    with caplog.at_level(logging.INFO, logger="absl"):
         gpus = [Gpu("Tesla V100", (7, 0))]
         assert training_precision("auto", machine(gpus=gpus)) == "float16"
     assert [r.getMessage() for r in caplog.records] == [
@@ -155,18 +155,18 @@ def test_training_precision_logs_one_line(caplog):
 
 
 def test_explicit_bf16_on_emulating_hardware_warns(caplog):
-    with caplog.at_level(logging.INFO):
+    with caplog.at_level(logging.INFO, logger="absl"):
         assert training_precision("bfloat16", machine(EPYC_AVX2)) == "bfloat16"
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
     assert "emulates" in warnings[0] and "~25% slower than float32" in warnings[0]
     assert "auto picks float32" in warnings[0]
     caplog.clear()
-    with caplog.at_level(logging.INFO):
+    with caplog.at_level(logging.INFO, logger="absl"):
         training_precision("bfloat16", machine(EPYC_BF16))
         training_precision("none", machine(EPYC_AVX2))
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
-    with caplog.at_level(logging.INFO):
+    with caplog.at_level(logging.INFO, logger="absl"):
         training_precision("float16", machine(EPYC_BF16))  # float16 on a CPU
     assert [r for r in caplog.records if r.levelno == logging.WARNING]
 
