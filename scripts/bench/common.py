@@ -50,6 +50,21 @@ def machine_report() -> dict:
     return report
 
 
+def match_ctranslate2_isa() -> str:
+    """Caps CTranslate2 at AVX2 where ONEDNN_MAX_CPU_ISA hides this CPU's AVX-512 from
+    TensorFlow, so that both engines run on the same class of CPU: its own kernels
+    (`CT2_FORCE_CPU_ISA`) and MKL's (`MKL_ENABLE_INSTRUCTIONS`), unless set already. Call it
+    before CTranslate2 is imported. Returns the settings it runs with ("" if none)."""
+    from t2t_lite import hardware
+
+    machine = hardware.this_machine()
+    if "avx512f" in machine.cpu_flags and "avx512f" not in machine.usable_flags:
+        os.environ.setdefault("CT2_FORCE_CPU_ISA", "AVX2")
+        os.environ.setdefault("MKL_ENABLE_INSTRUCTIONS", "AVX2")
+    keys = ("CT2_FORCE_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
+    return " ".join(f"{k}={os.environ[k]}" for k in keys if os.environ.get(k))
+
+
 def matmul_dtypes() -> list[str]:
     """float32, and bfloat16 unless ONEDNN_MAX_CPU_ISA hides this CPU's bfloat16 support
     (TensorFlow then crashes on a bfloat16 matmul)."""

@@ -13,7 +13,7 @@ import argparse
 import os
 import time
 
-from bench.common import format_row
+from bench.common import format_row, match_ctranslate2_isa
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, required: bool = True) -> None:
@@ -139,6 +139,7 @@ def ctranslate2(args: argparse.Namespace) -> list[dict]:
     output equals ours."""
     import tempfile
 
+    isa = match_ctranslate2_isa()
     from t2t_lite.export.ctranslate2 import (
         ctranslate2_translate,
         export_ctranslate2,
@@ -173,7 +174,8 @@ def ctranslate2(args: argparse.Namespace) -> list[dict]:
                 hyps = translate(src)
                 seconds = time.perf_counter() - start
                 row = {
-                    "system": f"ctranslate2 {compute_type} (1 intra x 2 inter threads)",
+                    "system": f"ctranslate2 {compute_type} (1 intra x 2 inter threads)"
+                    + (f" {isa}" if isa else ""),
                     "what": f"decode beam {beam}",
                     "batch": 32,
                     "sentences_per_s": round(len(src) / seconds, 1),
