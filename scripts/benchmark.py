@@ -6,7 +6,8 @@ Subjects (one module each in scripts/bench/):
     decode   sentences/s and target tokens/s on test2016, greedy and beam 4, several batch
              sizes, with BLEU and mean output length (a trained model directory is needed);
              then 2 batches at a time on 1 intra-op thread each (--parallel_batches), then
-             the same model exported to CTranslate2, float32 and int8 (if installed).
+             the same model exported to CTranslate2, float32 and int8 (if installed; capped
+             at AVX2 too where ONEDNN_MAX_CPU_ISA caps TensorFlow below AVX-512).
     decode_options  the cost of each decoding option (sampling, target prefix, repetition
              control, alignments, a 2-model ensemble) against plain greedy and beam 4, as
              sentences/s and a ratio.
