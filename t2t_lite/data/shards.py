@@ -18,7 +18,6 @@ changed source or vocabulary, other limits, or a missing, truncated or corrupt s
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -28,6 +27,7 @@ import numpy as np
 from absl import logging
 
 from t2t_lite.atomic import write_file_atomic
+from t2t_lite.data.sources import file_sha256
 from t2t_lite.data.token_pairs import TokenPairs
 
 FORMAT = 1
@@ -51,12 +51,6 @@ class ShardedCorpus:
 
     def __len__(self) -> int:
         return sum(len(shard) for shard in self.shards)
-
-
-def file_sha256(path: str) -> str:
-    """The SHA-256 of a file's bytes, as hex."""
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def shard_path(directory: str, index: int, field: str) -> str:
@@ -106,18 +100,16 @@ def stale_reason(manifest: dict[str, Any] | None, expected: dict[str, Any]) -> s
         return "no complete cache"
     for key, value in expected.items():
         if key == "sources":
-            recorded = [
-                {k: s.get(k) for k in ("path", "size", "mtime_ns", "fingerprint")}
-                for s in manifest.get("sources", [])
-            ]
-            wanted = [
-                {k: s.get(k) for k in ("path", "size", "mtime_ns", "fingerprint")} for s in value
-            ]
-            if recorded != wanted:
+            if _identities(manifest.get("sources", [])) != _identities(value):
                 return "a source file changed since its shards were made"
         elif manifest.get(key) != value:
             return f"{key} changed since the shards were made"
     return None
+
+
+def _identities(sources: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What identifies each source (the SHA-256 of its bytes is left out)."""
+    return [{k: s.get(k) for k in ("path", "size", "mtime_ns", "fingerprint")} for s in sources]
 
 
 def open_shards(directory: str, manifest: dict[str, Any], verify: bool = True) -> list[TokenPairs]:
