@@ -51,7 +51,7 @@ from t2t_lite.constants import DATA_CACHE
 from t2t_lite.data import shards as shard_files
 from t2t_lite.data.errors import DataError
 from t2t_lite.data.shards import ShardedCorpus
-from t2t_lite.data.sources import CorpusSource, source_fingerprint, train_corpora
+from t2t_lite.data.sources import CorpusSource, file_sha256, source_fingerprint, train_corpora
 from t2t_lite.data.text import decode_line
 from t2t_lite.data.tfds_source import read_tfds_pairs
 from t2t_lite.data.token_pairs import TokenPairs, filter_by_length
@@ -194,12 +194,13 @@ def _cache_dir(root: str, corpus: CorpusSource) -> str:
 
 
 def _expected(
-    corpus: CorpusSource, cfg: Config, vocabs: tuple[Vocabulary, Vocabulary]
+    sources: list[dict[str, Any]], cfg: Config, vocabs: tuple[Vocabulary, Vocabulary]
 ) -> dict[str, Any]:
-    """The manifest entries a cache of `corpus` must have to be used with `vocabs`."""
+    """The manifest entries a cache of a corpus whose `_source_records` are `sources` must
+    have to be used with `vocabs`."""
     return {
-        "sources": _source_records(corpus, cfg),
-        "vocab": [shard_files.file_sha256(v.path) for v in vocabs],
+        "sources": sources,
+        "vocab": [file_sha256(v.path) for v in vocabs],
         "max_lengths": [cfg.data.max_src_length, cfg.data.max_tgt_length],
     }
 
@@ -255,7 +256,6 @@ class _CorpusBuild:
     def write_chunks(self, pairs: Iterator[tuple[str, str]], reservoirs: list[Reservoir]):
         """Splits `pairs` into raw chunk files, feeding the reservoirs; yields each finished
         chunk's index (so it can be tokenized while the pass goes on)."""
-        shared = len(reservoirs) == 1
         files = None
         for src, tgt in pairs:
             self.read += 1
@@ -271,12 +271,9 @@ class _CorpusBuild:
                 count = 0
             files[0].write(src + "\n")
             files[1].write(tgt + "\n")
-            if shared:
+            if reservoirs:  # one shared sample, or one per side
                 reservoirs[0].add(src, 0)
-                reservoirs[0].add(tgt, 1)
-            elif reservoirs:
-                reservoirs[0].add(src, 0)
-                reservoirs[1].add(tgt, 1)
+                reservoirs[-1].add(tgt, 1)
             count += 1
             if count == CHUNK_PAIRS:
                 for f in files:
@@ -323,8 +320,7 @@ class _CorpusBuild:
             if "path" in source:
                 source["sha256"] = self.hashes[source["path"]]
         manifest = {
-            **_expected(self.corpus, self.cfg, vocabs),
-            "sources": self.sources,
+            **_expected(self.sources, self.cfg, vocabs),
             "pairs": kept,
             "dropped": dropped,
             "shards": records,
@@ -389,7 +385,7 @@ def prepare_training_data(
     if vocabs is not None:
         for i, corpus in enumerate(corpora):
             shards[i] = shard_files.open_cache(
-                _cache_dir(root, corpus), _expected(corpus, cfg, vocabs)
+                _cache_dir(root, corpus), _expected(_source_records(corpus, cfg), cfg, vocabs)
             )
             if shards[i] is not None:
                 logging.info("%s: %d cached pairs", corpus.name, sum(map(len, shards[i])))
@@ -453,10 +449,8 @@ def _build(cfg, model_dir, root, corpora, todo, shards, vocabs):
 def _sample_texts(reservoirs: list[Reservoir]) -> tuple[list[str], list[str]]:
     """The sentences to train the vocabularies on: `(source, target)`.
 
-    Shared: source and target sentences of the one sample, in reading order when the sample
-    holds every sentence (so the texts are those `load_pairs` returns, chained).
+    Shared (one reservoir): source and target sentences of the one sample, in reading order
+    when the sample holds every sentence (so the texts are those `load_pairs` returns,
+    chained). Else the source sample's and the target sample's sentences.
     """
-    if len(reservoirs) == 2:
-        return reservoirs[0].texts(0), reservoirs[1].texts(1)
-    (shared,) = reservoirs
-    return shared.texts(0), shared.texts(1)
+    return reservoirs[0].texts(0), reservoirs[-1].texts(1)
