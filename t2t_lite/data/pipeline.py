@@ -261,28 +261,9 @@ def _padded_rows(
     lengths = splits[rows + 1] - starts
     positions = np.arange(int(lengths.max(initial=0)) + extra)
     inside = positions < lengths[:, None]  # [B, W]
-    out = np.zeros(inside.shape, np.int32)
+    out = np.full(inside.shape, PAD_ID, np.int32)
     out[inside] = values[(starts[:, None] + positions)[inside]]
     return out, lengths
-
-
-def _pad_batch(src: tf.RaggedTensor, tgt: tf.RaggedTensor, source_eos: bool) -> Batch:
-    """Pads ragged `[B, (S)]` sources and `[B, (T)]` targets into a batch with EOS/BOS added."""
-    column = tf.ones([src.nrows(), 1], tf.int32)
-    eos = tf.RaggedTensor.from_tensor(column * EOS_ID)
-    bos = tf.RaggedTensor.from_tensor(column * BOS_ID)
-    return {
-        "source": (tf.concat([src, eos], 1) if source_eos else src).to_tensor(PAD_ID),
-        "target_in": tf.concat([bos, tgt], 1).to_tensor(PAD_ID),
-        "target_out": tf.concat([tgt, eos], 1).to_tensor(PAD_ID),
-    }
-
-
-def _ragged_pairs(pairs: TokenPairs) -> tuple[tf.RaggedTensor, tf.RaggedTensor]:
-    return (
-        tf.RaggedTensor.from_row_splits(pairs.src_values, pairs.src_splits),
-        tf.RaggedTensor.from_row_splits(pairs.tgt_values, pairs.tgt_splits),
-    )
 
 
 def _finish(dataset: tf.data.Dataset) -> tf.data.Dataset:
@@ -307,10 +288,10 @@ def make_eval_dataset(
             int((lengths > batch_tokens).sum()),
             batch_tokens,
         )
-    src, tgt = _ragged_pairs(pairs)
+    gather = _BatchGather([pairs], source_eos)
 
     def batch(start: tf.Tensor, end: tf.Tensor) -> Batch:
-        return _pad_batch(src[start:end], tgt[start:end], source_eos)
+        return gather(tf.constant(0, tf.int32), tf.range(start, end))
 
     starts = np.array([b[0] for b in bounds], np.int64)
     ends = np.array([b[1] for b in bounds], np.int64)
