@@ -100,12 +100,12 @@ async def _load(url: str, sentences: list[str], clients: int) -> tuple[float, li
     queue = iter(sentences)
     latencies: list[float] = []
     connector = aiohttp.TCPConnector(limit=clients)
-    async with aiohttp.ClientSession(connector=connector) as session:
+    async with aiohttp.ClientSession(connector=connector) as http:
 
         async def client():
             for sentence in queue:
                 start = time.perf_counter()
-                async with session.post(url + "/translate", json={"text": sentence}) as r:
+                async with http.post(url + "/translate", json={"text": sentence}) as r:
                     await r.read()
                     if r.status != 200:
                         raise RuntimeError(f"status {r.status} for {sentence!r}")
@@ -211,7 +211,7 @@ async def _soak(url: str, sentences: list[str], expected: dict, count: int, seed
     def note(kind: str, outcome: str) -> None:
         outcomes[(kind, outcome)] = outcomes.get((kind, outcome), 0) + 1
 
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=16)) as session:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=16)) as http:
 
         async def client():
             for i, kind in todo:
@@ -229,7 +229,7 @@ async def _soak(url: str, sentences: list[str], expected: dict, count: int, seed
                     note(kind, "sent")
                     continue
                 try:
-                    async with session.post(url + "/translate", data=body) as r:
+                    async with http.post(url + "/translate", data=body) as r:
                         answer = await r.read()
                         status = r.status
                 except aiohttp.ClientError as e:
@@ -260,11 +260,9 @@ def run_soak(args: argparse.Namespace) -> list[dict]:
         async def reference():
             import aiohttp
 
-            async with aiohttp.ClientSession() as session:
+            async with aiohttp.ClientSession() as http:
                 for sentence in sentences:
-                    async with session.post(
-                        server.url + "/translate", json={"text": sentence}
-                    ) as r:
+                    async with http.post(server.url + "/translate", json={"text": sentence}) as r:
                         expected[sentence] = (await r.json())["results"][0]["translation"]
 
         asyncio.run(reference())
