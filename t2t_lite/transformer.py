@@ -222,35 +222,38 @@ class Transformer(keras.Model):
     def step_fn(self, source_ids, beam_size=1, attention=False):
         """Prepares cached step-by-step decoding of a batch of sources.
 
-        The encoder runs once; every decoder layer's memory keys/values are computed once,
-        tiled to `B*K` rows (row `b*K + k` is beam k of sentence b) and closed over by the
-        returned function, so a search never reorders them. Only the self-attention cache
-        travels through the search.
+        The encoder runs once, and every decoder layer's memory keys/values are computed
+        once, one row per sentence: the `memory` the search carries beside the cache (see
+        `t2t_lite.inference.beam_search`), never reordered with the beams. The K rows of a
+        sentence's beams attend its memory row together. Only the self-attention cache has
+        one row per beam.
 
         Args:
             source_ids: int `[B, S]`.
-            beam_size: K; the cache and the function work on `B*K` rows.
+            beam_size: K; the cache has `B*K` rows.
             attention: `step` also returns the alignment attention (see the class
                 docstring) of the fed position, `[B*K, S]` float32.
 
         Returns:
-            `(step, cache)`: `step(ids [B*K], position, cache) -> (logits [B*K, V], cache)`
-            (with `attention`: `(logits, cache, attention [B*K, S])`) feeds the last token
-            at position `position` (0 for BOS), and `cache` is the initial, empty
-            self-attention cache.
+            `(step, cache, memory)`: `step(ids [B*K], position, cache, memory) -> (logits
+            [B*K, V], cache)` (with `attention`: `(logits, cache, attention [B*K, S])`) feeds
+            the last token at position `position` (0 for BOS); `cache` is the initial, empty
+            self-attention cache, and `memory` holds the memory keys/values (per layer,
+            `[B, H, S, D/H]`) and the source mask `[B, 1, 1, S]`.
         """
-        memory, memory_mask = self.encode(source_ids)
-        memory_kv = tf.nest.map_structure(
-            lambda t: tf.repeat(t, beam_size, axis=0), self.decoder.project_memory(memory)
-        )  # [B*K, H, S, D/H]
-        memory_mask = tf.repeat(memory_mask, beam_size, axis=0)  # [B*K, 1, 1, S]
+        encoded, memory_mask = self.encode(source_ids)
+        memory = {"kv": self.decoder.project_memory(encoded), "mask": memory_mask}
         batch = tf.shape(source_ids)[0] * beam_size
         cache = self.decoder.initial_cache(batch, dtype=self.compute_dtype)
 
-        def step(ids, position, cache):
+        def step(ids, position, cache, memory):
             x = self.target_embedding(ids[:, tf.newaxis])  # [B*K] -> [B*K, 1, D]
             decoded = self.decoder(
-                x, memory_mask=memory_mask, cache=cache, memory_kv=memory_kv, offset=position
+                x,
+                memory_mask=memory["mask"],
+                cache=cache,
+                memory_kv=memory["kv"],
+                offset=position,
             )
             logits = self.project(decoded.outputs)[:, 0, :]  # [B*K, 1, V] -> [B*K, V]
             if attention:
@@ -258,7 +261,7 @@ class Transformer(keras.Model):
                 return logits, decoded.cache, heads_mean  # [B*K, H, 1, S] -> [B*K, S]
             return logits, decoded.cache
 
-        return step, cache
+        return step, cache, memory
 
     def get_config(self):
         config = super().get_config()

@@ -58,10 +58,10 @@ def test_padding_invariance(norm):
 def test_cached_steps_equal_full_forward(norm, beam):
     model = tiny(norm, share_embeddings=False, tie_output=False)
     full = model((SRC, TGT)).numpy()
-    step, cache = model.step_fn(SRC, beam_size=beam)
+    step, cache, memory = model.step_fn(SRC, beam_size=beam)
     for t in range(TGT.shape[1]):
         ids = tf.repeat(TGT[:, t], beam)  # [B] -> [B*K]
-        logits, cache = step(ids, tf.constant(t), cache)
+        logits, cache = step(ids, tf.constant(t), cache, memory)
         np.testing.assert_allclose(logits.numpy()[::beam], full[:, t], atol=1e-4)
         np.testing.assert_allclose(logits.numpy()[beam - 1 :: beam], full[:, t], atol=1e-4)
     assert cache[0]["keys"].shape[2] == TGT.shape[1]
@@ -73,10 +73,10 @@ def test_cached_steps_inside_tf_function():
 
     @tf.function
     def run(src, tgt):
-        step, cache = model.step_fn(src)
+        step, cache, memory = model.step_fn(src)
         out = []
         for t in range(6):
-            logits, cache = step(tgt[:, t], tf.constant(t), cache)
+            logits, cache = step(tgt[:, t], tf.constant(t), cache, memory)
             out.append(logits)
         return tf.stack(out, axis=1)
 
@@ -177,9 +177,9 @@ def test_mixed_precision_forward_attention_and_steps(policy):
     tolerance = 2e-2 * np.abs(exact_logits).max()
     np.testing.assert_allclose(logits.numpy(), exact_logits, atol=tolerance)
     np.testing.assert_allclose(attention.numpy(), exact_attention.numpy(), atol=2e-2)
-    step, cache = model.step_fn(SRC)
+    step, cache, memory = model.step_fn(SRC)
     for t in range(TGT.shape[1]):
-        step_logits, cache = step(TGT[:, t], tf.constant(t), cache)
+        step_logits, cache = step(TGT[:, t], tf.constant(t), cache, memory)
         assert step_logits.dtype == tf.float32
         np.testing.assert_allclose(step_logits.numpy(), logits[:, t].numpy(), atol=2e-2)
         np.testing.assert_allclose(step_logits.numpy(), exact_logits[:, t], atol=tolerance)

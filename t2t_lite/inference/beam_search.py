@@ -2,16 +2,23 @@
 
 Search contract:
 
-- The model is a `step_fn(ids, step, cache) -> (logits, cache)`: `ids` [B*K] int32 are the last
-  tokens of the alive hypotheses (BOS at step 0), `step` is the int32 number of tokens generated
-  so far, `logits` [B*K, V] any float dtype. Rows are beam-major within a batch item: row
-  `b * K + k` is beam `k` of sentence `b`.
+- The model is a `step_fn(ids, step, cache, memory) -> (logits, cache)`: `ids` [B*K] int32 are
+  the last tokens of the alive hypotheses (BOS at step 0), `step` is the int32 number of tokens
+  generated so far, `logits` [B*K, V] any float dtype. Rows are beam-major within a batch item:
+  row `b * K + k` is beam `k` of sentence `b`.
 - `cache` is a nest of tensors whose first axis is B*K (tile it with `tile_beam`). After every
   step it is reordered with `tf.gather` along axis 0 so that row `b * K + k` again follows alive
   beam `k`. Other axes may grow from step to step (e.g. self-attention keys [B*K, H, T, Dh]):
   inside the loop every dimension of a cache tensor is unknown (`None`); a `step_fn` that needs
-  a static dimension restores it with `tf.ensure_shape`. Tensors that must not be reordered
-  (encoder keys/values, source mask) are closed over by `step_fn`, not put in the cache.
+  a static dimension restores it with `tf.ensure_shape`.
+- `memory` is a nest of tensors whose first axis is B, one row per sentence (encoder
+  keys/values, source mask): shared by the sentence's K beams, never reordered with them.
+- Decided sentences leave the batch. After every step, the sentences that can no longer change
+  their N best (see the stopping rule below) hand their finished hypotheses to the output and
+  are dropped from `ids`, `cache` and `memory` alike, in the same `tf.gather` that reorders
+  the cache (the memory is gathered only on steps where some sentence leaves). So `step_fn`
+  sees B' <= B sentences, the undecided ones in their original order, and a batch costs what
+  its sentences still need, not what its longest one needs.
 - Alive and finished hypotheses are kept apart. Each step expands the K alive beams of a
   sentence and keeps the 2K best (beam, token) candidates, so that K of them are still alive even
   if K end with EOS. The K best candidates that do not end with EOS become the new alive beams.
@@ -22,9 +29,9 @@ Search contract:
 - `max_lengths[b]` counts generated tokens including EOS: at that step every alive hypothesis of
   sentence `b` is ended with EOS (scored with the model's EOS log-probability), so each sentence
   gets N finished hypotheses whenever N distinct ones exist.
-- The loop stops when, for every sentence, the sentence reached its maximum length or no alive
-  beam can still beat the worst of its N kept finished hypotheses (see `_can_improve` for the
-  bound), so a batch ends as soon as all of its hypotheses are decided.
+- A sentence is decided when it reached its maximum length or no alive beam can still beat the
+  worst of its N kept finished hypotheses (see `_can_improve` for the bound); the loop ends
+  when every sentence is decided.
 
 Greedy search is the same code path with K = 1 (`greedy_search`).
 
@@ -70,7 +77,7 @@ __all__ = [
 # not. Candidate log-probs are clamped to it, so `<= NEG_INF` means "no hypothesis here".
 NEG_INF = -1e9
 
-StepFn = Callable[[tf.Tensor, tf.Tensor, Any], tuple[tf.Tensor, Any]]
+StepFn = Callable[[tf.Tensor, tf.Tensor, Any, Any], tuple[tf.Tensor, Any]]
 
 
 class BeamSearchOutput(NamedTuple):
@@ -93,18 +100,43 @@ class BeamSearchOutput(NamedTuple):
 
 
 class BeamState(NamedTuple):
-    """The `tf.while_loop` state; `t` is `step`, the number of tokens generated so far."""
+    """The `tf.while_loop` state of the B' undecided sentences; `t` is `step`, the number of
+    tokens generated so far."""
 
     step: tf.Tensor  # [] int32
-    alive_ids: tf.Tensor  # [B, K, 1 + t] int32, BOS first
-    alive_log_probs: tf.Tensor  # [B, K] float32, NEG_INF for an empty beam
-    cache: Any  # nest of [B*K, ...]
-    finished_ids: tf.Tensor  # [B, N, 1 + t] int32, a BOS slot first, PAD_ID after EOS
-    finished_scores: tf.Tensor  # [B, N] float32, sorted descending, NEG_INF for an empty slot
-    finished_log_probs: tf.Tensor  # [B, N] float32
-    finished_lengths: tf.Tensor  # [B, N] int32
-    alive_attention: Any = ()  # [B, K, t, S] float32 with alignments, else () (nothing traced)
-    finished_attention: Any = ()  # [B, N, t, S] float32 with alignments, else ()
+    sentences: tf.Tensor  # [B'] int32, each row's sentence in the batch, ascending
+    alive_ids: tf.Tensor  # [B', K, 1 + t] int32, BOS first
+    alive_log_probs: tf.Tensor  # [B', K] float32, NEG_INF for an empty beam
+    cache: Any  # nest of [B'*K, ...]
+    memory: Any  # nest of [B', ...]
+    finished_ids: tf.Tensor  # [B', N, 1 + t] int32, a BOS slot first, PAD_ID after EOS
+    finished_scores: tf.Tensor  # [B', N] float32, sorted descending, NEG_INF for an empty slot
+    finished_log_probs: tf.Tensor  # [B', N] float32
+    finished_lengths: tf.Tensor  # [B', N] int32
+    inputs: Any  # the per-sentence inputs, [B', ...] each (`_SentenceInputs`)
+    alive_attention: Any = ()  # [B', K, t, S] float32 with alignments, else () (nothing traced)
+    finished_attention: Any = ()  # [B', N, t, S] float32 with alignments, else ()
+
+
+class _SentenceInputs(NamedTuple):
+    """The search's per-sentence arguments, compacted with the sentences."""
+
+    max_lengths: tf.Tensor  # [B'] int32
+    sample_keys: Any = ()  # [B'] int with sampling, else ()
+    prefix: Any = ()  # TargetPrefix ([B', P], [B']) with prefixes, else ()
+
+
+class _Decided(NamedTuple):
+    """The N best finished hypotheses of the sentences that left the search, [B, ...] rows.
+
+    `ids` are [B, N, W] with W = 1 + the longest maximum length (BOS slot first, PAD_ID after
+    EOS), `attention` [B, N, W - 1, S] with alignments, else ()."""
+
+    ids: tf.Tensor
+    scores: tf.Tensor
+    log_probs: tf.Tensor
+    lengths: tf.Tensor
+    attention: Any = ()
 
 
 def length_penalty(length: tf.Tensor | int, alpha: float) -> tf.Tensor:
@@ -191,8 +223,14 @@ def _unknown_dims(tensor: tf.Tensor) -> tf.TensorShape:
     return tf.TensorShape(None if rank is None else [None] * rank)
 
 
-def _can_improve(state: BeamState, max_lengths: tf.Tensor, alpha: float) -> tf.Tensor:
-    """Whether sentence b may still change its N best: [B] bool.
+def _can_improve(
+    step: tf.Tensor,
+    alive_log_probs: tf.Tensor,
+    finished_scores: tf.Tensor,
+    max_lengths: tf.Tensor,
+    alpha: float,
+) -> tf.Tensor:
+    """Whether sentence b may still change its N best after `step` tokens: [B] bool.
 
     Bound: a log-prob never increases as tokens are added, so an alive beam with log-prob
     `lp <= 0` after `t` tokens ends with log-prob `<= lp` at a length L in [t+1, max_length].
@@ -201,13 +239,43 @@ def _can_improve(state: BeamState, max_lengths: tf.Tensor, alpha: float) -> tf.T
     an end of the range: `length_penalty(max_length)` when alpha >= 0 (the usual case),
     `length_penalty(t + 1)` when alpha < 0.
     """
-    best_alive = state.alive_log_probs[:, 0]  # [B]; alive beams are sorted best first
+    best_alive = alive_log_probs[:, 0]  # [B]; alive beams are sorted best first
     best_penalty = tf.maximum(
-        length_penalty(state.step + 1, alpha), length_penalty(max_lengths, alpha)
+        length_penalty(step + 1, alpha), length_penalty(max_lengths, alpha)
     )  # [B]
     bound = tf.where(best_alive > NEG_INF, best_alive / best_penalty, NEG_INF)  # [B]
-    worst_finished = state.finished_scores[:, -1]  # [B]; NEG_INF while fewer than N finished
-    return (state.step < max_lengths) & (bound > worst_finished)
+    worst_finished = finished_scores[:, -1]  # [B]; NEG_INF while fewer than N finished
+    return (step < max_lengths) & (bound > worst_finished)
+
+
+def _pad_to(tensor: tf.Tensor, axis: int, size: tf.Tensor, value=0) -> tf.Tensor:
+    """Pads `tensor` at the end of `axis` to `size`."""
+    padding = [[0, 0]] * tensor.shape.rank
+    padding[axis] = [0, size - tf.shape(tensor)[axis]]
+    return tf.pad(tensor, padding, constant_values=value)
+
+
+def _hand_over(decided: _Decided, state: BeamState, leaving: tf.Tensor) -> _Decided:
+    """`decided` with the finished hypotheses of the state's rows `leaving` [L] written to
+    their sentences' rows."""
+    rows = tf.gather(state.sentences, leaving)[:, tf.newaxis]  # [L, 1]
+
+    def put(into, values, axis=None, value=0):
+        values = tf.gather(values, leaving)
+        if axis is not None:
+            values = _pad_to(values, axis, tf.shape(into)[axis], value)
+        return tf.tensor_scatter_nd_update(into, rows, values)
+
+    attention = decided.attention
+    if not isinstance(attention, tuple):
+        attention = put(attention, state.finished_attention, axis=2)
+    return _Decided(
+        ids=put(decided.ids, state.finished_ids, axis=2, value=PAD_ID),
+        scores=put(decided.scores, state.finished_scores),
+        log_probs=put(decided.log_probs, state.finished_log_probs),
+        lengths=put(decided.lengths, state.finished_lengths),
+        attention=attention,
+    )
 
 
 def _sampled_candidates(
@@ -243,6 +311,7 @@ def beam_search(
     sampling: Sampling | None = None,
     sample_keys: tf.Tensor | None = None,
     attention_size: tf.Tensor | int | None = None,
+    memory: Any = (),
 ) -> BeamSearchOutput | tuple[BeamSearchOutput, tf.Tensor]:
     """Finds the `n_best` highest-scoring hypotheses of each sentence with a beam of K.
 
@@ -250,7 +319,7 @@ def beam_search(
     module docstring states the contract with `step_fn`.
 
     Args:
-        step_fn: `(ids [B*K] int32, step [] int32, cache) -> (logits [B*K, V], cache)`.
+        step_fn: `(ids [B*K] int32, step [] int32, cache, memory) -> (logits [B*K, V], cache)`.
         start_ids: [B] int32 first decoder input (BOS).
         cache: Nest of tensors with a leading B*K axis (see `tile_beam`), reordered with the
             beams after every step.
@@ -270,6 +339,8 @@ def beam_search(
         attention_size: S, the width of the attention `step_fn` then also returns
             (`(logits, cache, attention [B*K, S])`), carried with the beams; None (default):
             `step_fn` returns no attention.
+        memory: Nest of tensors with a leading B axis (one row per sentence), passed to
+            `step_fn` and compacted with the undecided sentences, never reordered.
 
     Returns:
         A `BeamSearchOutput` with the N best finished hypotheses, best first; with
@@ -293,21 +364,37 @@ def beam_search(
 
     start_ids = tf.convert_to_tensor(start_ids, tf.int32)
     cache = tf.nest.map_structure(tf.convert_to_tensor, cache)
+    memory = tf.nest.map_structure(tf.convert_to_tensor, memory)
     max_lengths = tf.maximum(tf.convert_to_tensor(max_lengths, tf.int32), 1)  # [B]
     batch_size = tf.shape(start_ids)[0]
     if sampling is not None and sample_keys is None:
         sample_keys = tf.range(batch_size)
+    inputs = _SentenceInputs(
+        max_lengths=max_lengths,
+        sample_keys=() if sampling is None else tf.convert_to_tensor(sample_keys),
+        prefix=() if prefix is None else TargetPrefix(*map(tf.convert_to_tensor, prefix)),
+    )
     # Only beam 0 is alive at first, so the K copies of BOS do not yield K identical beams.
     initial_log_probs = tf.tile([[0.0] + [NEG_INF] * (k - 1)], [batch_size, 1])  # [B, K]
     state = BeamState(
         step=tf.constant(0, tf.int32),
+        sentences=tf.range(batch_size),
         alive_ids=tf.tile(start_ids[:, tf.newaxis, tf.newaxis], [1, k, 1]),  # [B, K, 1]
         alive_log_probs=initial_log_probs,
         cache=cache,
+        memory=memory,
         finished_ids=tf.zeros([batch_size, n, 1], tf.int32),
         finished_scores=tf.fill([batch_size, n], NEG_INF),
         finished_log_probs=tf.fill([batch_size, n], NEG_INF),
         finished_lengths=tf.zeros([batch_size, n], tf.int32),
+        inputs=inputs,
+    )
+    width = 1 + tf.reduce_max(tf.concat([max_lengths, [0]], axis=0))  # W: BOS + longest
+    decided = _Decided(
+        ids=tf.fill([batch_size, n, width], PAD_ID),
+        scores=tf.fill([batch_size, n], NEG_INF),
+        log_probs=tf.fill([batch_size, n], NEG_INF),
+        lengths=tf.zeros([batch_size, n], tf.int32),
     )
     with_attention = attention_size is not None
     if with_attention:
@@ -315,94 +402,105 @@ def beam_search(
             alive_attention=tf.zeros([batch_size, k, 0, attention_size]),
             finished_attention=tf.zeros([batch_size, n, 0, attention_size]),
         )
+        decided = decided._replace(attention=tf.zeros([batch_size, n, width - 1, attention_size]))
     invariants = BeamState(
         step=tf.TensorShape([]),
+        sentences=tf.TensorShape([None]),
         alive_ids=tf.TensorShape([None, k, None]),
         alive_log_probs=tf.TensorShape([None, k]),
         cache=tf.nest.map_structure(_unknown_dims, cache),
+        memory=tf.nest.map_structure(_unknown_dims, memory),
         finished_ids=tf.TensorShape([None, n, None]),
         finished_scores=tf.TensorShape([None, n]),
         finished_log_probs=tf.TensorShape([None, n]),
         finished_lengths=tf.TensorShape([None, n]),
+        inputs=tf.nest.map_structure(_unknown_dims, inputs),
         alive_attention=tf.TensorShape([None, k, None, None]) if with_attention else (),
         finished_attention=tf.TensorShape([None, n, None, None]) if with_attention else (),
     )
+    decided_invariants = tf.nest.map_structure(_unknown_dims, decided)
     # Candidates when a sentence hits its maximum length: each alive beam followed by EOS,
     # padded to 2K with empty candidates.
     forced_beams = tf.tile(tf.range(k), [2])[tf.newaxis]  # [1, 2K]
-    forced_padding = tf.fill([batch_size, k], NEG_INF)  # [B, K]
     in_top_k = tf.range(2 * k) < k  # [2K]; top_k sorts, forced EOS candidates come first
 
-    def body(state: BeamState) -> tuple[BeamState]:
+    def body(state: BeamState, decided: _Decided) -> tuple[BeamState, _Decided]:
         step = state.step
-        flat_ids = flatten_beam(state.alive_ids[:, :, -1])  # [B, K] -> [B*K]
+        max_lengths = state.inputs.max_lengths  # [B']
+        flat_ids = flatten_beam(state.alive_ids[:, :, -1])  # [B', K] -> [B'*K]
         if with_attention:
-            logits, new_cache, step_attention = step_fn(flat_ids, step, state.cache)
-            step_attention = tf.cast(step_attention, tf.float32)  # [B*K, S]
+            logits, new_cache, step_attention = step_fn(flat_ids, step, state.cache, state.memory)
+            step_attention = tf.cast(step_attention, tf.float32)  # [B'*K, S]
         else:
-            logits, new_cache = step_fn(flat_ids, step, state.cache)
+            logits, new_cache = step_fn(flat_ids, step, state.cache, state.memory)
         if constraints is None and prefix is None:
-            log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))  # [B*K, V]
+            log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))  # [B'*K, V]
         else:
             log_probs = constrained_log_probs(
-                tf.cast(logits, tf.float32), state.alive_ids, step, constraints, prefix
-            )  # [B*K, V]
+                tf.cast(logits, tf.float32),
+                state.alive_ids,
+                step,
+                constraints,
+                None if prefix is None else state.inputs.prefix,
+            )  # [B'*K, V]
         vocab_size = log_probs.shape[-1] or tf.shape(log_probs)[-1]
-        log_probs = unflatten_beam(log_probs, k)  # [B*K, V] -> [B, K, V]
+        log_probs = unflatten_beam(log_probs, k)  # [B'*K, V] -> [B', K, V]
 
         # 2K best (beam, token) continuations of the alive beams.
-        total = state.alive_log_probs[:, :, tf.newaxis] + log_probs  # [B, K, V]
-        total = tf.reshape(total, [-1, k * vocab_size])  # [B, K, V] -> [B, K*V]
+        total = state.alive_log_probs[:, :, tf.newaxis] + log_probs  # [B', K, V]
+        total = tf.reshape(total, [-1, k * vocab_size])  # [B', K, V] -> [B', K*V]
         if sampling is None:
-            cand_log_probs, cand_indices = tf.math.top_k(total, k=2 * k)  # [B, 2K]
+            cand_log_probs, cand_indices = tf.math.top_k(total, k=2 * k)  # [B', 2K]
         else:
+            noise = uniform_noise(sampling.seed, state.inputs.sample_keys, step)
             cand_log_probs, cand_indices = _sampled_candidates(
-                log_probs[:, 0], total, sampling, uniform_noise(sampling.seed, sample_keys, step)
-            )  # [B, 2]
-        cand_beams = cand_indices // vocab_size  # [B, 2K]
-        cand_tokens = cand_indices % vocab_size  # [B, 2K]
+                log_probs[:, 0], total, sampling, noise
+            )  # [B', 2]
+        cand_beams = cand_indices // vocab_size  # [B', 2K]
+        cand_tokens = cand_indices % vocab_size  # [B', 2K]
 
         # At its maximum length a sentence may only end: replace its candidates.
-        at_max = (step + 1 >= max_lengths)[:, tf.newaxis]  # [B, 1]
-        eos_log_probs = state.alive_log_probs + log_probs[:, :, eos_id]  # [B, K]
-        forced_log_probs = tf.concat([eos_log_probs, forced_padding], axis=1)  # [B, 2K]
+        at_max = (step + 1 >= max_lengths)[:, tf.newaxis]  # [B', 1]
+        eos_log_probs = state.alive_log_probs + log_probs[:, :, eos_id]  # [B', K]
+        forced_log_probs = tf.concat(
+            [eos_log_probs, tf.fill(tf.shape(eos_log_probs), NEG_INF)], axis=1
+        )  # [B', 2K]
         cand_log_probs = tf.where(at_max, forced_log_probs, cand_log_probs)
         cand_beams = tf.where(at_max, forced_beams, cand_beams)
         cand_tokens = tf.where(at_max, eos_id, cand_tokens)
         cand_log_probs = tf.maximum(cand_log_probs, NEG_INF)  # also maps -inf logits to NEG_INF
-        cand_ends = tf.equal(cand_tokens, eos_id)  # [B, 2K]
-        cand_finishes = cand_ends & in_top_k & (cand_log_probs > NEG_INF)  # [B, 2K]
+        cand_ends = tf.equal(cand_tokens, eos_id)  # [B', 2K]
+        cand_finishes = cand_ends & in_top_k & (cand_log_probs > NEG_INF)  # [B', 2K]
         cand_ids = tf.concat(
             [gather_beams(state.alive_ids, cand_beams), cand_tokens[:, :, tf.newaxis]], axis=2
-        )  # [B, 2K, 2 + t]
+        )  # [B', 2K, 2 + t]
 
         # New alive beams: the K best candidates that do not end with EOS.
-        alive_keys = tf.where(cand_ends, NEG_INF, cand_log_probs)  # [B, 2K]
-        alive_log_probs, alive_picks = tf.math.top_k(alive_keys, k=k)  # [B, K]
-        alive_ids = gather_beams(cand_ids, alive_picks)  # [B, K, 2 + t]
-        parents = tf.gather(cand_beams, alive_picks, batch_dims=1)  # [B, K]
-        new_cache = gather_flat_beams(new_cache, parents, k)
+        alive_keys = tf.where(cand_ends, NEG_INF, cand_log_probs)  # [B', 2K]
+        alive_log_probs, alive_picks = tf.math.top_k(alive_keys, k=k)  # [B', K]
+        alive_ids = gather_beams(cand_ids, alive_picks)  # [B', K, 2 + t]
+        parents = tf.gather(cand_beams, alive_picks, batch_dims=1)  # [B', K]
         if with_attention:
             extended = tf.concat(
                 [state.alive_attention, unflatten_beam(step_attention, k)[:, :, tf.newaxis]],
                 axis=2,
-            )  # [B, K, t + 1, S]
-            cand_attention = gather_beams(extended, cand_beams)  # [B, 2K, t + 1, S]
-            alive_attention = gather_beams(cand_attention, alive_picks)  # [B, K, t + 1, S]
+            )  # [B', K, t + 1, S]
+            cand_attention = gather_beams(extended, cand_beams)  # [B', 2K, t + 1, S]
+            alive_attention = gather_beams(cand_attention, alive_picks)  # [B', K, t + 1, S]
 
         # New finished: the N best of the old ones and the candidates that end with EOS.
         length = step + 1
         cand_scores = tf.where(
             cand_finishes, cand_log_probs / length_penalty(length, alpha), NEG_INF
-        )  # [B, 2K]
+        )  # [B', 2K]
         old_ids = tf.pad(state.finished_ids, [[0, 0], [0, 0], [0, 1]], constant_values=PAD_ID)
-        all_ids = tf.concat([old_ids, cand_ids], axis=1)  # [B, N + 2K, 2 + t]
-        all_scores = tf.concat([state.finished_scores, cand_scores], axis=1)  # [B, N + 2K]
+        all_ids = tf.concat([old_ids, cand_ids], axis=1)  # [B', N + 2K, 2 + t]
+        all_scores = tf.concat([state.finished_scores, cand_scores], axis=1)  # [B', N + 2K]
         all_log_probs = tf.concat([state.finished_log_probs, cand_log_probs], axis=1)
         all_lengths = tf.concat(
             [state.finished_lengths, tf.fill(tf.shape(cand_tokens), length)], axis=1
-        )  # [B, N + 2K]
-        finished_scores, finished_picks = tf.math.top_k(all_scores, k=n)  # [B, N]
+        )  # [B', N + 2K]
+        finished_scores, finished_picks = tf.math.top_k(all_scores, k=n)  # [B', N]
         finished_ids, finished_log_probs, finished_lengths = gather_beams(
             (all_ids, all_log_probs, all_lengths), finished_picks
         )
@@ -413,40 +511,63 @@ def beam_search(
             attention = dict(
                 alive_attention=alive_attention,
                 finished_attention=gather_beams(all_attention, finished_picks),
-            )  # [B, K or N, t + 1, S]
-
-        return (
-            BeamState(
-                step=length,
-                alive_ids=alive_ids,
-                alive_log_probs=alive_log_probs,
-                cache=new_cache,
-                finished_ids=finished_ids,
-                finished_scores=finished_scores,
-                finished_log_probs=finished_log_probs,
-                finished_lengths=finished_lengths,
-                **attention,
-            ),
+            )  # [B', K or N, t + 1, S]
+        new = state._replace(
+            step=length,
+            alive_ids=alive_ids,
+            alive_log_probs=alive_log_probs,
+            finished_ids=finished_ids,
+            finished_scores=finished_scores,
+            finished_log_probs=finished_log_probs,
+            finished_lengths=finished_lengths,
+            **attention,
         )
 
-    def cond(state: BeamState) -> tf.Tensor:
-        return tf.reduce_any(_can_improve(state, max_lengths, alpha))
+        # Decided sentences hand over their N best and leave; the rest stay in order.
+        undecided = _can_improve(length, alive_log_probs, finished_scores, max_lengths, alpha)
+        staying = tf.cast(tf.where(undecided)[:, 0], tf.int32)  # [B'']
+        decided = _hand_over(decided, new, tf.cast(tf.where(~undecided)[:, 0], tf.int32))
+        rows = tf.gather(parents, staying) + staying[:, tf.newaxis] * k  # [B'', K]
+        new_cache = tf.nest.map_structure(
+            lambda t: tf.gather(t, tf.reshape(rows, [-1]), axis=0), new_cache
+        )  # [B''*K, ...]: the beams followed, the decided sentences dropped
+        memory = state.memory
+        if tf.nest.flatten(memory):
+            memory = tf.cond(
+                tf.reduce_all(undecided),
+                lambda: state.memory,
+                lambda: tf.nest.map_structure(lambda t: tf.gather(t, staying), state.memory),
+            )
 
-    (state,) = tf.while_loop(cond, body, loop_vars=(state,), shape_invariants=(invariants,))
+        def keep(t):
+            return tf.gather(t, staying)  # [B', ...] -> [B'', ...]
 
-    valid = state.finished_scores > NEG_INF  # [B, N]
-    lengths = tf.where(valid, state.finished_lengths, 0)  # [B, N]
-    max_length = tf.reduce_max(lengths)
-    ids = state.finished_ids[:, :, 1 : 1 + max_length]  # drop BOS: [B, N, L]
+        new = tf.nest.map_structure(keep, new._replace(step=(), cache=(), memory=()))
+        return new._replace(step=length, cache=new_cache, memory=memory), decided
+
+    def cond(state: BeamState, decided: _Decided) -> tf.Tensor:
+        return tf.size(state.sentences) > 0
+
+    _, decided = tf.while_loop(
+        cond,
+        body,
+        loop_vars=(state, decided),
+        shape_invariants=(invariants, decided_invariants),
+    )
+
+    valid = decided.scores > NEG_INF  # [B, N]
+    lengths = tf.where(valid, decided.lengths, 0)  # [B, N]
+    max_length = tf.reduce_max(tf.concat([tf.reshape(lengths, [-1]), [0]], axis=0))
+    ids = decided.ids[:, :, 1 : 1 + max_length]  # drop BOS: [B, N, L]
     output = BeamSearchOutput(
         ids=tf.where(valid[:, :, tf.newaxis], ids, PAD_ID),
-        scores=state.finished_scores,
+        scores=decided.scores,
         lengths=lengths,
-        log_probs=tf.where(valid, state.finished_log_probs, NEG_INF),
+        log_probs=tf.where(valid, decided.log_probs, NEG_INF),
     )
     if not with_attention:
         return output
-    attention = state.finished_attention[:, :, :max_length]  # [B, N, L, S]
+    attention = decided.attention[:, :, :max_length]  # [B, N, L, S]
     return output, tf.where(valid[:, :, tf.newaxis, tf.newaxis], attention, 0.0)
 
 
@@ -456,11 +577,13 @@ def greedy_search(
     cache: Any,
     eos_id: int,
     max_lengths: tf.Tensor,
+    memory: Any = (),
 ) -> BeamSearchOutput:
     """Greedy decoding: `beam_search` with K = 1 and no length penalty (N = 1).
 
     The cache is [B, ...] (K = 1 needs no tiling). Arguments as in `beam_search`.
     """
     return beam_search(
-        step_fn, start_ids, cache, beam_size=1, eos_id=eos_id, max_lengths=max_lengths, alpha=0.0
-    )
+        step_fn, start_ids, cache, beam_size=1, eos_id=eos_id, max_lengths=max_lengths,
+        alpha=0.0, memory=memory,
+    )  # fmt: skip

@@ -1,8 +1,9 @@
 """Ensembles: several models decoding together, their distributions combined step by step.
 
 Every model has its own encoder output, memory keys/values and self-attention cache; the
-search sees one `step_fn` whose cache is the tuple of the models' caches (reordered with the
-beams like any cache) and whose logits are the ensemble's log-probabilities:
+search sees one `step_fn` whose cache and memory are the tuples of the models' (reordered
+and compacted like any cache and memory) and whose logits are the ensemble's
+log-probabilities:
 
     log p(y | x) = log( (1/M) * sum_m p_m(y | x) )
 
@@ -47,16 +48,16 @@ def ensemble_step_fn(
             models' (`Transformer` documents it).
 
     Returns:
-        `(step, cache)` as `Transformer.step_fn`; with one model, that model's own.
+        `(step, cache, memory)` as `Transformer.step_fn`; with one model, that model's own.
     """
     if len(models) == 1:
         return models[0].step_fn(source_ids, rows, attention=attention)
     prepared = [m.step_fn(source_ids, rows, attention=attention) for m in models]
-    steps, caches = [p[0] for p in prepared], [p[1] for p in prepared]
+    steps, caches, memories = zip(*prepared, strict=True)
     log_m = math.log(len(models))
 
-    def step(ids, position, cache):
-        outs = [fn(ids, position, c) for fn, c in zip(steps, cache, strict=True)]
+    def step(ids, position, cache, memory):
+        outs = [fn(ids, position, c, m) for fn, c, m in zip(steps, cache, memory, strict=True)]
         log_probs = tf.stack([tf.nn.log_softmax(out[0]) for out in outs])  # [M, B*K, V]
         combined = tf.reduce_logsumexp(log_probs, axis=0) - log_m  # [B*K, V]
         new_cache = tuple(out[1] for out in outs)
@@ -65,7 +66,7 @@ def ensemble_step_fn(
             return combined, new_cache, mean
         return combined, new_cache
 
-    return step, tuple(caches)
+    return step, tuple(caches), tuple(memories)
 
 
 def vocabulary_digest(vocab: Vocabulary) -> str:

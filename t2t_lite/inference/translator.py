@@ -93,8 +93,8 @@ def search_batch(
     if sampling is not None and not sampling.enabled:
         sampling = None
     models = list(model) if isinstance(model, list | tuple) else [model]
-    rows = n_best if sampling is not None else beam_size  # decoder rows per sentence
-    step, cache = ensemble_step_fn(models, source_ids, rows, attention=alignments)
+    rows = 1 if sampling is not None else beam_size  # decoder rows per sentence
+    step, cache, memory = ensemble_step_fn(models, source_ids, rows, attention=alignments)
     attention_size = tf.shape(source_ids)[1] if alignments else None
     source_lengths = tf.reduce_sum(tf.cast(source_ids != PAD_ID, tf.float32), 1)  # [B]
     max_lengths = tf.cast(
@@ -110,20 +110,23 @@ def search_batch(
         return beam_search(
             step, start_ids, cache, beam_size, EOS_ID, max_lengths, alpha, n_best,
             constraints=constraints, prefix=prefix, attention_size=attention_size,
+            memory=memory,
         )  # fmt: skip
 
-    # N independent samples: N rows of beam 1 per sentence (row b*N + n).
+    # N independent samples: N searches of beam 1 per sentence (row b*N + n).
     def repeat(t):
         return tf.repeat(t, n_best, axis=0)  # [B, ...] -> [B*N, ...]
 
     keys = tf.range(batch_size) if keys is None else keys
     found = beam_search(
-        step, repeat(start_ids), cache, 1, EOS_ID, repeat(max_lengths), 0.0, 1,
+        step, repeat(start_ids), tf.nest.map_structure(repeat, cache), 1, EOS_ID,
+        repeat(max_lengths), 0.0, 1,
         constraints=constraints,
         prefix=None if prefix is None else TargetPrefix(*map(repeat, prefix)),
         sampling=sampling,
         sample_keys=row_keys(keys, n_best),
         attention_size=attention_size,
+        memory=tf.nest.map_structure(repeat, memory),
     )  # fmt: skip
     if not alignments:
         return _samples_best_first(found, n_best)

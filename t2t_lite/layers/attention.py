@@ -26,6 +26,17 @@ def merge_heads(x: tf.Tensor, d_model: int) -> tf.Tensor:
     return tf.reshape(x, [batch, length, d_model])  # -> [B, T, D]
 
 
+def _ungroup(weights: tf.Tensor, query_rows: tf.Tensor) -> tf.Tensor:
+    """Cross-attention probabilities of grouped queries back per query row:
+    `[B, H, K*T, S] -> [B*K, H, T, S]` (K = query_rows / B; a no-op reshape when K = 1)."""
+    shape = tf.shape(weights)
+    rows = shape[0]
+    k = query_rows // tf.maximum(rows, 1)
+    weights = tf.reshape(weights, [rows, shape[1], k, -1, shape[3]])  # [B, H, K, T, S]
+    weights = tf.transpose(weights, [0, 2, 1, 3, 4])  # -> [B, K, H, T, S]
+    return tf.reshape(weights, [query_rows, shape[1], -1, shape[3]])  # -> [B*K, H, T, S]
+
+
 class AttentionOutput(NamedTuple):
     """What `MultiHeadAttention` returns, whatever the arguments.
 
@@ -54,6 +65,8 @@ class MultiHeadAttention(keras.layers.Layer):
       keys/values are appended and the grown cache is returned in `AttentionOutput.cache`;
     - cross-attention with `memory_kv=(keys, values)` from `project_memory(memory)`: the
       encoder-side keys/values are computed once per sentence and reused at every step.
+      They keep one row per sentence: a query of `B*K` rows (K beams per sentence, row
+      `b*K + k`) attends memory row `b`, the K rows' queries in one product.
 
     Args:
         num_heads: H.
@@ -63,9 +76,10 @@ class MultiHeadAttention(keras.layers.Layer):
         **kwargs: passed to `keras.layers.Layer`.
 
     Call arguments:
-        query: `[B, T, D]`.
+        query: `[B, T, D]`; in cross-attention `[B*K, T, D]` for K query rows per memory row.
         memory: `[B, S, D]` for cross-attention (ignored when `memory_kv` is given).
-        attention_mask: bool, broadcastable to `[B, H, T, S]`, True = may attend.
+        attention_mask: bool, broadcastable to `[B, H, T, S]` (cross-attention: `[B, 1, 1, S]`
+            or `[B, H, K*T, S]`), True = may attend.
         cache: self-attention only; a dict of keys/values of previous steps.
         memory_kv: cross-attention only; `(keys, values)`, each `[B, H, S, D/H]`.
         training: dropout on or off.
@@ -124,6 +138,7 @@ class MultiHeadAttention(keras.layers.Layer):
         training=False,
     ) -> AttentionOutput:
         new_cache = None
+        query_shape = tf.shape(query)  # [B*K, T, D]
         if self.self_attention:
             q, k, v = split_heads(self.qkv_proj(query), self.num_heads, parts=3)  # [B, T, 3D]
             if cache is not None:
@@ -131,9 +146,11 @@ class MultiHeadAttention(keras.layers.Layer):
                 v = tf.concat([cache["values"], v], axis=2)
                 new_cache = {"keys": k, "values": v}
         else:
-            (q,) = split_heads(self.q_proj(query), self.num_heads)
             k, v = memory_kv if memory_kv is not None else self.project_memory(memory)
-        # q, k, v: [B, H, T or S, D/H]
+            # The K query rows of one memory row attend it together, as K*T positions.
+            grouped = tf.reshape(query, [tf.shape(k)[0], -1, self.d_model])  # [B, K*T, D]
+            (q,) = split_heads(self.q_proj(grouped), self.num_heads)
+        # q, k, v: [B, H, T or K*T or S, D/H]
         logits = tf.matmul(q, k, transpose_b=True)  # [B, H, T, S]
         # Softmax in float32 under mixed precision. The 1/sqrt(D/H) scaling is applied to
         # the logits rather than to the (usually larger) queries: T x S against T x D/H.
@@ -143,7 +160,11 @@ class MultiHeadAttention(keras.layers.Layer):
         weights = tf.nn.softmax(logits, axis=-1)
         dropped = self.dropout_layer(tf.cast(weights, v.dtype), training=training)
         context = merge_heads(tf.matmul(dropped, v), self.d_model)  # [B, H, T, D/H] -> [B, T, D]
-        return AttentionOutput(self.out_proj(context), new_cache, weights)
+        outputs = self.out_proj(context)
+        if not self.self_attention:
+            outputs = tf.reshape(outputs, query_shape)  # [B, K*T, D] -> [B*K, T, D]
+            weights = _ungroup(weights, query_shape[0])  # -> [B*K, H, T, S]
+        return AttentionOutput(outputs, new_cache, weights)
 
     def get_config(self):
         config = super().get_config()

@@ -15,8 +15,8 @@ from tests.inference.test_beam_search import TREE, A, B, C, V, scripted
 def attending_to_prev(step_fn):
     """Adds a one-hot attention row on source position `prev token`: [B*K, V]."""
 
-    def step(ids, position, cache):
-        logits, cache = step_fn(ids, position, cache)
+    def step(ids, position, cache, memory):
+        logits, cache = step_fn(ids, position, cache, memory)
         return logits, cache, tf.one_hot(ids, V)
 
     return step

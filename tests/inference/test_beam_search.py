@@ -43,7 +43,7 @@ def scripted(*tables: np.ndarray):
     """A step_fn reading `tables[step][prev]` (the last table repeats); the cache is untouched."""
     logits = tf.constant(np.stack(tables))  # [S, V, V]
 
-    def step_fn(ids, step, cache):
+    def step_fn(ids, step, cache, memory=()):
         step = tf.minimum(step, len(tables) - 1)
         return tf.gather(logits[step], ids), cache  # [B*K, V]
 
@@ -238,9 +238,12 @@ TRIGRAMS[:, :, [PAD_ID, 1, BOS_ID]] = IMPOSSIBLE
 
 
 def history_step_fn(histories: list | None = None):
+    """Trigram logits; the cache holds each row's history and grows along an inner axis, the
+    memory names each row's sentence. With `histories`, records per step `(history
+    [B'*K, t + 1], sentence [B'*K])`, the sentence read from the memory."""
     trigrams = tf.constant(TRIGRAMS)
 
-    def step_fn(ids, step, cache):
+    def step_fn(ids, step, cache, memory):
         history = tf.concat([cache["history"], ids[:, tf.newaxis]], axis=1)  # [B*K, t + 1]
         fill = (
             tf.fill([tf.shape(ids)[0], 2, 1, 3], 1.0)
@@ -250,21 +253,27 @@ def history_step_fn(histories: list | None = None):
         tf.debugging.assert_equal(tf.cast(keys[:, 1, :, 2], tf.int32), history)
         before_last = tf.concat([tf.fill([tf.shape(ids)[0], 1], BOS_ID), history], axis=1)[:, -2]
         logits = tf.gather_nd(trigrams, tf.stack([before_last, ids], axis=1))  # [B*K, V]
+        rows_per_sentence = tf.shape(ids)[0] // tf.shape(memory["sentence"])[0]  # K
+        sentence = tf.repeat(memory["sentence"], rows_per_sentence)  # [B'] -> [B'*K]
+        tf.debugging.assert_equal(sentence, cache["sentence"])  # memory rows follow the beams'
         if histories is not None:
-            histories.append(history.numpy())
-        return logits, {"history": history, "keys": keys}
+            histories.append((history.numpy(), sentence.numpy()))
+        return logits, {"history": history, "keys": keys, "sentence": cache["sentence"]}
 
     return step_fn
 
 
 def history_cache(batch_size, beam_size: int):
-    return tile_beam(
+    """`(cache, memory)` of `history_step_fn`."""
+    cache = tile_beam(
         {
             "history": tf.zeros([batch_size, 0], tf.int32),  # [B, 0]
             "keys": tf.zeros([batch_size, 2, 0, 3]),  # [B, H, 0, Dh]
+            "sentence": tf.range(batch_size),  # [B]
         },
         beam_size,
     )
+    return cache, {"sentence": tf.range(batch_size)}
 
 
 def replay_trigrams(ids) -> float:
@@ -278,14 +287,16 @@ def replay_trigrams(ids) -> float:
 def test_cache_follows_the_beams():
     histories = []
     k, max_lengths = 3, [6, 4]
+    cache, memory = history_cache(2, k)
     out = beam_search(
         history_step_fn(histories),
         tf.fill([2], BOS_ID),
-        history_cache(2, k),
+        cache,
         beam_size=k,
         eos_id=EOS_ID,
         max_lengths=max_lengths,
         n_best=k,
+        memory=memory,
     )
     for b in range(2):
         for i in range(k):
@@ -293,7 +304,8 @@ def test_cache_follows_the_beams():
             np.testing.assert_allclose(out.log_probs[b, i], replay_trigrams(ids), rtol=1e-5)
         # The row that emitted the best hypothesis' EOS holds its history in the cache.
         length = int(out.lengths[b, 0])
-        rows = histories[length - 1][b * k : (b + 1) * k]  # [K, length]
+        history, sentence = histories[length - 1]
+        rows = history[sentence == b]  # [K, length]
         prefix = [BOS_ID] + list(out.ids[b, 0, : length - 1].numpy())
         assert any(list(row) == prefix for row in rows)
 
@@ -303,14 +315,18 @@ def test_tf_function_with_dynamic_batch_matches_eager():
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.int32), tf.TensorSpec([None], tf.int32)])
     def decode(start_ids, max_lengths):
-        cache = history_cache(tf.shape(start_ids)[0], k)
-        return beam_search(history_step_fn(), start_ids, cache, k, EOS_ID, max_lengths, n_best=2)
+        cache, memory = history_cache(tf.shape(start_ids)[0], k)
+        return beam_search(
+            history_step_fn(), start_ids, cache, k, EOS_ID, max_lengths, n_best=2, memory=memory
+        )
 
     for max_lengths in ([6, 4], [3, 7, 5]):
         start_ids = tf.fill([len(max_lengths)], BOS_ID)
         graph = decode(start_ids, tf.constant(max_lengths))
-        cache = history_cache(len(max_lengths), k)
-        eager = beam_search(history_step_fn(), start_ids, cache, k, EOS_ID, max_lengths, n_best=2)
+        cache, memory = history_cache(len(max_lengths), k)
+        eager = beam_search(
+            history_step_fn(), start_ids, cache, k, EOS_ID, max_lengths, n_best=2, memory=memory
+        )
         for got, want in zip(graph, eager, strict=True):
             np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6)
     assert decode.experimental_get_tracing_count() == 1
@@ -322,10 +338,37 @@ def test_early_stop_when_all_beams_end():
     ends = {A: 2.5e-5, B: 2.5e-5, C: 2.5e-5, D: 2.5e-5, EOS_ID: 0.9999}
     tables = scripted(every_prev(words), every_prev(words), every_prev(ends))
 
-    def counting_step_fn(ids, step, cache):
+    def counting_step_fn(ids, step, cache, memory):
         calls.assign_add(1)
         return tables(ids, step, cache)
 
     out = search(counting_step_fn, [50, 50], beam_size=4, n_best=4, alpha=0.6)
     assert calls.numpy() == 3  # steps 0, 1 and 2; without the early stop: 50
     np.testing.assert_array_equal(out.lengths, np.full([2, 4], 3))
+
+
+def test_decided_sentences_leave_the_batch():
+    k, max_lengths = 3, [2, 7, 4]
+    histories = []
+    cache, memory = history_cache(3, k)
+    out = beam_search(
+        history_step_fn(histories), tf.fill([3], BOS_ID), cache, k, EOS_ID, max_lengths,
+        n_best=2, memory=memory,
+    )  # fmt: skip
+    for step, (_, sentence) in enumerate(histories):
+        # Only sentences that may still grow are fed, in order, K rows each.
+        assert set(sentence) <= {b for b, m in enumerate(max_lengths) if m > step}
+        assert list(sentence) == sorted(sentence)
+        assert all(np.sum(sentence == b) == k for b in set(sentence))
+    assert len(histories[-1][1]) == k  # the last steps feed the longest sentence alone
+    for b, m in enumerate(max_lengths):
+        cache, memory = history_cache(1, k)
+        alone = beam_search(
+            history_step_fn(), tf.fill([1], BOS_ID), cache, k, EOS_ID, [m], n_best=2,
+            memory=memory,
+        )  # fmt: skip
+        width = alone.ids.shape[2]
+        np.testing.assert_array_equal(out.ids[b, :, :width], alone.ids[0])
+        assert not out.ids[b, :, width:].numpy().any()
+        np.testing.assert_allclose(out.scores[b], alone.scores[0], rtol=1e-6)
+        np.testing.assert_array_equal(out.lengths[b], alone.lengths[0])

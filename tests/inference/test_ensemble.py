@@ -29,21 +29,21 @@ class ScriptedModel:
         step_fn = scripted(*self.tables)
         width = tf.shape(source_ids)[1]
 
-        def step(ids, position, cache):
-            logits, cache = step_fn(ids, position, cache)
+        def step(ids, position, cache, memory):
+            logits, cache = step_fn(ids, position, cache, memory)
             if attention:
                 return logits, cache, tf.one_hot((ids + self.shift) % width, width)
             return logits, cache
 
-        return step, {}
+        return step, {}, {}
 
 
 def run(models, beam_size=1, attention=False, max_length=4):
     source = tf.zeros([1, V], tf.int32)  # [B=1, S=V]
-    step, cache = ensemble_step_fn(models, source, beam_size, attention=attention)
+    step, cache, memory = ensemble_step_fn(models, source, beam_size, attention=attention)
     found = beam_search(
         step, tf.fill([1], BOS_ID), cache, beam_size, EOS_ID, tf.constant([max_length]),
-        alpha=0.0, attention_size=V if attention else None,
+        alpha=0.0, attention_size=V if attention else None, memory=memory,
     )  # fmt: skip
     return tf.nest.map_structure(lambda t: t.numpy(), found)
 
