@@ -198,22 +198,27 @@ def gather_beams(tensor_nest: Any, beam_indices: tf.Tensor) -> Any:
     )
 
 
-def gather_flat_beams(tensor_nest: Any, beam_indices: tf.Tensor, beam_size: int) -> Any:
-    """Selects beams per sentence in flat tensors: [B*K, ...] with [B, M] -> [B*M, ...].
+def gather_flat_beams(
+    tensor_nest: Any, beam_indices: tf.Tensor, beam_size: int, sentences: tf.Tensor | None = None
+) -> Any:
+    """Selects beams per sentence in flat tensors: [B*K, ...] with [B', M] -> [B'*M, ...].
 
-    One `tf.gather` along axis 0 per tensor; this is how the cache follows the beams.
+    One `tf.gather` along axis 0 per tensor; this is how the cache follows the beams, and
+    how the decided sentences leave it.
 
     Args:
         tensor_nest: A nest of tensors with a leading B*K axis (row b*K + k).
-        beam_indices: [B, M] int32 indices into the K beams of each sentence.
+        beam_indices: [B', M] int32 indices into the K beams of each kept sentence.
         beam_size: K.
+        sentences: [B'] int32 the kept sentences (default: all B, in order).
 
     Returns:
-        The nest with `out[b*M + m] = in[b*K + beam_indices[b, m]]`.
+        The nest with `out[i*M + m] = in[sentences[i]*K + beam_indices[i, m]]`.
     """
-    batch_size = tf.shape(beam_indices)[0]
-    offsets = tf.range(batch_size)[:, tf.newaxis] * beam_size  # [B, 1]
-    flat_indices = tf.reshape(beam_indices + offsets, [-1])  # [B, M] -> [B*M]
+    if sentences is None:
+        sentences = tf.range(tf.shape(beam_indices)[0])
+    offsets = sentences[:, tf.newaxis] * beam_size  # [B', 1]
+    flat_indices = tf.reshape(beam_indices + offsets, [-1])  # [B', M] -> [B'*M]
     return tf.nest.map_structure(lambda t: tf.gather(t, flat_indices, axis=0), tensor_nest)
 
 
@@ -527,9 +532,8 @@ def beam_search(
         undecided = _can_improve(length, alive_log_probs, finished_scores, max_lengths, alpha)
         staying = tf.cast(tf.where(undecided)[:, 0], tf.int32)  # [B'']
         decided = _hand_over(decided, new, tf.cast(tf.where(~undecided)[:, 0], tf.int32))
-        rows = tf.gather(parents, staying) + staying[:, tf.newaxis] * k  # [B'', K]
-        new_cache = tf.nest.map_structure(
-            lambda t: tf.gather(t, tf.reshape(rows, [-1]), axis=0), new_cache
+        new_cache = gather_flat_beams(
+            new_cache, tf.gather(parents, staying), k, staying
         )  # [B''*K, ...]: the beams followed, the decided sentences dropped
         memory = state.memory
         if tf.nest.flatten(memory):

@@ -114,6 +114,8 @@ def test_gather_flat_beams():
     x = tf.constant([10, 11, 12, 20, 21, 22])  # [B*K] with B=2, K=3
     out = gather_flat_beams({"x": x}, tf.constant([[2, 0, 0], [1, 1, 2]]), 3)
     np.testing.assert_array_equal(out["x"], [12, 10, 10, 21, 21, 22])
+    kept = gather_flat_beams({"x": x}, tf.constant([[1, 1, 2]]), 3, sentences=tf.constant([1]))
+    np.testing.assert_array_equal(kept["x"], [21, 21, 22])  # sentence 0 left
 
 
 def test_n_best_larger_than_beam_raises():
