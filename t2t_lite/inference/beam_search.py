@@ -70,6 +70,7 @@ __all__ = [
     "greedy_search",
     "length_penalty",
     "tile_beam",
+    "top_k",
     "unflatten_beam",
 ]
 
@@ -220,6 +221,40 @@ def gather_flat_beams(
     offsets = sentences[:, tf.newaxis] * beam_size  # [B', 1]
     flat_indices = tf.reshape(beam_indices + offsets, [-1])  # [B', M] -> [B'*M]
     return tf.nest.map_structure(lambda t: tf.gather(t, flat_indices, axis=0), tensor_nest)
+
+
+def top_k(values: tf.Tensor, k: int, chunk: int = 64) -> tuple[tf.Tensor, tf.Tensor]:
+    """`tf.math.top_k(values, k)` of rows [R, M]: the same values and indices, ties broken
+    alike (the lower index first), several times faster on CPU for long rows.
+
+    The k largest entries of a row lie in the k chunks of `chunk` entries whose maxima are
+    largest (an entry among them is at most its chunk's maximum), so `tf.math.top_k` runs
+    over the [R, M / chunk] chunk maxima and then over those k chunks, taken in index order,
+    instead of over all M entries. A row that does not fill its last chunk is padded with
+    -inf, which ties lose to any entry.
+
+    Args:
+        values: [R, M] float; M must be static for the chunked path (else plain top_k).
+        k: Python int.
+        chunk: entries per chunk.
+
+    Returns:
+        `(values [R, k], indices [R, k] int32)`, sorted descending.
+    """
+    width = values.shape[-1]
+    if width is None or width < 4 * k * chunk:
+        return tf.math.top_k(values, k=k)
+    if width % chunk:
+        padding = [[0, 0], [0, chunk - width % chunk]]
+        values = tf.pad(values, padding, constant_values=float("-inf"))
+    rows = tf.shape(values)[0]
+    chunks = tf.reshape(values, [rows, -1, chunk])  # [R, M/chunk, chunk]
+    _, picked = tf.math.top_k(tf.reduce_max(chunks, axis=2), k=k)  # [R, k]
+    picked = tf.sort(picked, axis=1)  # index order, so that ties resolve as in one top_k
+    candidates = tf.reshape(tf.gather(chunks, picked, batch_dims=1), [rows, k * chunk])
+    best, within = tf.math.top_k(candidates, k=k)  # [R, k]
+    indices = tf.gather(picked, within // chunk, batch_dims=1) * chunk + within % chunk
+    return best, indices
 
 
 def _unknown_dims(tensor: tf.Tensor) -> tf.TensorShape:
@@ -455,7 +490,7 @@ def beam_search(
         total = state.alive_log_probs[:, :, tf.newaxis] + log_probs  # [B', K, V]
         total = tf.reshape(total, [-1, k * vocab_size])  # [B', K, V] -> [B', K*V]
         if sampling is None:
-            cand_log_probs, cand_indices = tf.math.top_k(total, k=2 * k)  # [B', 2K]
+            cand_log_probs, cand_indices = top_k(total, k=2 * k)  # [B', 2K]
         else:
             noise = uniform_noise(sampling.seed, state.inputs.sample_keys, step)
             cand_log_probs, cand_indices = _sampled_candidates(

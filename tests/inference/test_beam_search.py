@@ -16,6 +16,7 @@ from t2t_lite.inference.beam_search import (
     greedy_search,
     length_penalty,
     tile_beam,
+    top_k,
     unflatten_beam,
 )
 
@@ -374,3 +375,16 @@ def test_decided_sentences_leave_the_batch():
         assert not out.ids[b, :, width:].numpy().any()
         np.testing.assert_allclose(out.scores[b], alone.scores[0], rtol=1e-6)
         np.testing.assert_array_equal(out.lengths[b], alone.lengths[0])
+
+
+@pytest.mark.parametrize("width", [2048, 2050, 8000])
+def test_top_k_by_chunks_equals_top_k(width):
+    rng = np.random.default_rng(width)
+    noise = rng.standard_normal([6, width]).astype(np.float32)
+    ties = rng.integers(0, 3, size=[6, width]).astype(np.float32)  # many equal entries
+    ties[0] = float("-inf")  # a row of -inf: padding must lose the ties
+    ties[1, -5:] = 10.0  # the largest entries at the end of a row, some in the padded chunk
+    for values in (noise, ties):
+        got, want = top_k(tf.constant(values), 8), tf.math.top_k(tf.constant(values), 8)
+        np.testing.assert_array_equal(got[0].numpy(), want[0].numpy())
+        np.testing.assert_array_equal(got[1].numpy(), want[1].numpy())
