@@ -219,18 +219,17 @@ class Transformer(keras.Model):
         logits = self.project(decoded.outputs)
         return (logits, decoded.attention) if return_attention else logits
 
-    def step_fn(self, source_ids, beam_size=1, attention=False):
+    def step_fn(self, source_ids, attention=False):
         """Prepares cached step-by-step decoding of a batch of sources.
 
         The encoder runs once, and every decoder layer's memory keys/values are computed
         once, one row per sentence: the `memory` the search carries beside the cache (see
         `t2t_lite.inference.beam_search`), never reordered with the beams. The K rows of a
         sentence's beams attend its memory row together. Only the self-attention cache has
-        one row per beam.
+        one row per beam (`B` rows at first, tiled by the search).
 
         Args:
             source_ids: int `[B, S]`.
-            beam_size: K; the cache has `B*K` rows.
             attention: `step` also returns the alignment attention (see the class
                 docstring) of the fed position, `[B*K, S]` float32.
 
@@ -243,8 +242,7 @@ class Transformer(keras.Model):
         """
         encoded, memory_mask = self.encode(source_ids)
         memory = {"kv": self.decoder.project_memory(encoded), "mask": memory_mask}
-        batch = tf.shape(source_ids)[0] * beam_size
-        cache = self.decoder.initial_cache(batch, dtype=self.compute_dtype)
+        cache = self.decoder.initial_cache(tf.shape(source_ids)[0], dtype=self.compute_dtype)
 
         def step(ids, position, cache, memory):
             x = self.target_embedding(ids[:, tf.newaxis])  # [B*K] -> [B*K, 1, D]

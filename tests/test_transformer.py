@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from t2t_lite import Transformer
 from t2t_lite.config import load_config
+from t2t_lite.inference.beam_search import tile_beam
 from tests.helpers import CONFIGS, run_serialization_test
 
 V = 50
@@ -58,7 +59,8 @@ def test_padding_invariance(norm):
 def test_cached_steps_equal_full_forward(norm, beam):
     model = tiny(norm, share_embeddings=False, tie_output=False)
     full = model((SRC, TGT)).numpy()
-    step, cache, memory = model.step_fn(SRC, beam_size=beam)
+    step, cache, memory = model.step_fn(SRC)
+    cache = tile_beam(cache, beam)  # K rows per sentence attend its one memory row
     for t in range(TGT.shape[1]):
         ids = tf.repeat(TGT[:, t], beam)  # [B] -> [B*K]
         logits, cache = step(ids, tf.constant(t), cache, memory)

@@ -3,14 +3,16 @@
 Search contract:
 
 - The model is a `step_fn(ids, step, cache, memory) -> (logits, cache)`: `ids` [B*K] int32 are
-  the last tokens of the alive hypotheses (BOS at step 0), `step` is the int32 number of tokens
-  generated so far, `logits` [B*K, V] any float dtype. Rows are beam-major within a batch item:
-  row `b * K + k` is beam `k` of sentence `b`.
-- `cache` is a nest of tensors whose first axis is B*K (tile it with `tile_beam`). After every
-  step it is reordered with `tf.gather` along axis 0 so that row `b * K + k` again follows alive
-  beam `k`. Other axes may grow from step to step (e.g. self-attention keys [B*K, H, T, Dh]):
-  inside the loop every dimension of a cache tensor is unknown (`None`); a `step_fn` that needs
-  a static dimension restores it with `tf.ensure_shape`.
+  the last tokens of the alive hypotheses (at step 0: [B], one BOS per sentence), `step` is the
+  int32 number of tokens generated so far, `logits` [B*K, V] any float dtype. Rows are
+  beam-major within a batch item: row `b * K + k` is beam `k` of sentence `b`.
+- `cache` is a nest of tensors, given with one row per sentence (first axis B). The K beams of
+  a sentence start as the same BOS, so the first step runs once per sentence (B rows) and its
+  logits and cache are tiled to B*K rows (`tile_beam`); every later step feeds B*K rows. After
+  every step the cache is reordered with `tf.gather` along axis 0 so that row `b * K + k` again
+  follows alive beam `k`. Other axes may grow from step to step (e.g. self-attention keys
+  [B*K, H, T, Dh]): inside the loop every dimension of a cache tensor is unknown (`None`); a
+  `step_fn` that needs a static dimension restores it with `tf.ensure_shape`.
 - `memory` is a nest of tensors whose first axis is B, one row per sentence (encoder
   keys/values, source mask): shared by the sentence's K beams, never reordered with them.
 - Decided sentences leave the batch. After every step, the sentences that can no longer change
@@ -361,8 +363,8 @@ def beam_search(
     Args:
         step_fn: `(ids [B*K] int32, step [] int32, cache, memory) -> (logits [B*K, V], cache)`.
         start_ids: [B] int32 first decoder input (BOS).
-        cache: Nest of tensors with a leading B*K axis (see `tile_beam`), reordered with the
-            beams after every step.
+        cache: Nest of tensors with a leading B axis, tiled to B*K rows after the first step
+            and reordered with the beams after every step.
         beam_size: K (Python int >= 1).
         eos_id: End-of-sentence id.
         max_lengths: [B] int32 maximum number of generated tokens per sentence, EOS included
@@ -464,15 +466,20 @@ def beam_search(
     forced_beams = tf.tile(tf.range(k), [2])[tf.newaxis]  # [1, 2K]
     in_top_k = tf.range(2 * k) < k  # [2K]; top_k sorts, forced EOS candidates come first
 
-    def body(state: BeamState, decided: _Decided) -> tuple[BeamState, _Decided]:
+    def body(
+        state: BeamState, decided: _Decided, stepped: tuple | None = None
+    ) -> tuple[BeamState, _Decided]:
+        """One step; `stepped` is the `step_fn` output of this step if it already ran."""
         step = state.step
         max_lengths = state.inputs.max_lengths  # [B']
-        flat_ids = flatten_beam(state.alive_ids[:, :, -1])  # [B', K] -> [B'*K]
+        if stepped is None:
+            flat_ids = flatten_beam(state.alive_ids[:, :, -1])  # [B', K] -> [B'*K]
+            stepped = step_fn(flat_ids, step, state.cache, state.memory)
         if with_attention:
-            logits, new_cache, step_attention = step_fn(flat_ids, step, state.cache, state.memory)
+            logits, new_cache, step_attention = stepped
             step_attention = tf.cast(step_attention, tf.float32)  # [B'*K, S]
         else:
-            logits, new_cache = step_fn(flat_ids, step, state.cache, state.memory)
+            logits, new_cache = stepped
         if constraints is None and prefix is None:
             log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))  # [B'*K, V]
         else:
@@ -587,6 +594,9 @@ def beam_search(
     def cond(state: BeamState, decided: _Decided) -> tf.Tensor:
         return tf.size(state.sentences) > 0
 
+    # The first step: once per sentence, tiled to the K beams (all of them BOS).
+    first = tile_beam(step_fn(start_ids, state.step, cache, memory), k)
+    state, decided = body(state, decided, first)
     _, decided = tf.while_loop(
         cond,
         body,

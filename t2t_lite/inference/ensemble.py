@@ -35,15 +35,12 @@ from t2t_lite.vocab import Vocabulary
 __all__ = ["ensemble_step_fn", "load_ensemble", "vocabulary_digest"]
 
 
-def ensemble_step_fn(
-    models: Sequence[Transformer], source_ids: tf.Tensor, rows: int, attention: bool = False
-):
+def ensemble_step_fn(models: Sequence[Transformer], source_ids: tf.Tensor, attention: bool = False):
     """`Transformer.step_fn` for one model or several (see the module docstring).
 
     Args:
         models: M >= 1 models sharing their vocabularies.
         source_ids: int `[B, S]`.
-        rows: K decoder rows per sentence.
         attention: `step` also returns the alignment attention `[B*K, S]`, the mean of the
             models' (`Transformer` documents it).
 
@@ -51,8 +48,8 @@ def ensemble_step_fn(
         `(step, cache, memory)` as `Transformer.step_fn`; with one model, that model's own.
     """
     if len(models) == 1:
-        return models[0].step_fn(source_ids, rows, attention=attention)
-    prepared = [m.step_fn(source_ids, rows, attention=attention) for m in models]
+        return models[0].step_fn(source_ids, attention=attention)
+    prepared = [m.step_fn(source_ids, attention=attention) for m in models]
     steps, caches, memories = zip(*prepared, strict=True)
     log_m = math.log(len(models))
 

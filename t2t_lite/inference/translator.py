@@ -93,8 +93,7 @@ def search_batch(
     if sampling is not None and not sampling.enabled:
         sampling = None
     models = list(model) if isinstance(model, list | tuple) else [model]
-    rows = 1 if sampling is not None else beam_size  # decoder rows per sentence
-    step, cache, memory = ensemble_step_fn(models, source_ids, rows, attention=alignments)
+    step, cache, memory = ensemble_step_fn(models, source_ids, attention=alignments)
     attention_size = tf.shape(source_ids)[1] if alignments else None
     source_lengths = tf.reduce_sum(tf.cast(source_ids != PAD_ID, tf.float32), 1)  # [B]
     max_lengths = tf.cast(

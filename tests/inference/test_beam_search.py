@@ -266,16 +266,13 @@ def history_step_fn(histories: list | None = None):
     return step_fn
 
 
-def history_cache(batch_size, beam_size: int):
-    """`(cache, memory)` of `history_step_fn`."""
-    cache = tile_beam(
-        {
-            "history": tf.zeros([batch_size, 0], tf.int32),  # [B, 0]
-            "keys": tf.zeros([batch_size, 2, 0, 3]),  # [B, H, 0, Dh]
-            "sentence": tf.range(batch_size),  # [B]
-        },
-        beam_size,
-    )
+def history_cache(batch_size):
+    """`(cache, memory)` of `history_step_fn`, one row per sentence."""
+    cache = {
+        "history": tf.zeros([batch_size, 0], tf.int32),  # [B, 0]
+        "keys": tf.zeros([batch_size, 2, 0, 3]),  # [B, H, 0, Dh]
+        "sentence": tf.range(batch_size),  # [B]
+    }
     return cache, {"sentence": tf.range(batch_size)}
 
 
@@ -290,7 +287,7 @@ def replay_trigrams(ids) -> float:
 def test_cache_follows_the_beams():
     histories = []
     k, max_lengths = 3, [6, 4]
-    cache, memory = history_cache(2, k)
+    cache, memory = history_cache(2)
     out = beam_search(
         history_step_fn(histories),
         tf.fill([2], BOS_ID),
@@ -318,7 +315,7 @@ def test_tf_function_with_dynamic_batch_matches_eager():
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.int32), tf.TensorSpec([None], tf.int32)])
     def decode(start_ids, max_lengths):
-        cache, memory = history_cache(tf.shape(start_ids)[0], k)
+        cache, memory = history_cache(tf.shape(start_ids)[0])
         return beam_search(
             history_step_fn(), start_ids, cache, k, EOS_ID, max_lengths, n_best=2, memory=memory
         )
@@ -326,7 +323,7 @@ def test_tf_function_with_dynamic_batch_matches_eager():
     for max_lengths in ([6, 4], [3, 7, 5]):
         start_ids = tf.fill([len(max_lengths)], BOS_ID)
         graph = decode(start_ids, tf.constant(max_lengths))
-        cache, memory = history_cache(len(max_lengths), k)
+        cache, memory = history_cache(len(max_lengths))
         eager = beam_search(
             history_step_fn(), start_ids, cache, k, EOS_ID, max_lengths, n_best=2, memory=memory
         )
@@ -353,19 +350,21 @@ def test_early_stop_when_all_beams_end():
 def test_decided_sentences_leave_the_batch():
     k, max_lengths = 3, [2, 7, 4]
     histories = []
-    cache, memory = history_cache(3, k)
+    cache, memory = history_cache(3)
     out = beam_search(
         history_step_fn(histories), tf.fill([3], BOS_ID), cache, k, EOS_ID, max_lengths,
         n_best=2, memory=memory,
     )  # fmt: skip
     for step, (_, sentence) in enumerate(histories):
-        # Only sentences that may still grow are fed, in order, K rows each.
+        # Only sentences that may still grow are fed, in order: one row each at the first
+        # step (all beams are BOS), K rows each after it.
         assert set(sentence) <= {b for b, m in enumerate(max_lengths) if m > step}
         assert list(sentence) == sorted(sentence)
-        assert all(np.sum(sentence == b) == k for b in set(sentence))
+        assert all(np.sum(sentence == b) == (k if step else 1) for b in set(sentence))
+    assert len(histories[0][1]) == 3
     assert len(histories[-1][1]) == k  # the last steps feed the longest sentence alone
     for b, m in enumerate(max_lengths):
-        cache, memory = history_cache(1, k)
+        cache, memory = history_cache(1)
         alone = beam_search(
             history_step_fn(), tf.fill([1], BOS_ID), cache, k, EOS_ID, [m], n_best=2,
             memory=memory,

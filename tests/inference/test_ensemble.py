@@ -25,7 +25,7 @@ class ScriptedModel:
         self.tables = tables
         self.shift = shift
 
-    def step_fn(self, source_ids, rows, attention=False):
+    def step_fn(self, source_ids, attention=False):
         step_fn = scripted(*self.tables)
         width = tf.shape(source_ids)[1]
 
@@ -40,7 +40,7 @@ class ScriptedModel:
 
 def run(models, beam_size=1, attention=False, max_length=4):
     source = tf.zeros([1, V], tf.int32)  # [B=1, S=V]
-    step, cache, memory = ensemble_step_fn(models, source, beam_size, attention=attention)
+    step, cache, memory = ensemble_step_fn(models, source, attention=attention)
     found = beam_search(
         step, tf.fill([1], BOS_ID), cache, beam_size, EOS_ID, tf.constant([max_length]),
         alpha=0.0, attention_size=V if attention else None, memory=memory,
