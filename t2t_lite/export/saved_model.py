@@ -101,7 +101,10 @@ class TranslationModule(tf.Module):
         self.target_tokenizer = _tokenizer(target_vocab)
         self.decode = decode
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32, name="source_ids")])
+    @tf.function(
+        input_signature=[tf.TensorSpec([None, None], tf.int32, name="source_ids")],
+        autograph=False,
+    )
     def translate_ids(self, source_ids):
         cfg = self.decode
         out = search_batch(self.model, source_ids, cfg, cfg.beam_size, cfg.alpha)
@@ -111,7 +114,8 @@ class TranslationModule(tf.Module):
         input_signature=[
             tf.TensorSpec([None, None], tf.int32, name="source_ids"),
             *_OPTION_SPECS,
-        ]
+        ],
+        autograph=False,
     )
     def translate_ids_with_options(
         self,

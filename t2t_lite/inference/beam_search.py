@@ -7,10 +7,10 @@ Search contract:
   int32 number of tokens generated so far, `logits` [B*K, V] any float dtype. Rows are
   beam-major within a batch item: row `b * K + k` is beam `k` of sentence `b`.
 - `cache` is a nest of tensors, given with one row per sentence (first axis B). The K beams of
-  a sentence start as the same BOS, so the first step runs once per sentence (B rows) and its
-  logits and cache are tiled to B*K rows (`tile_beam`); every later step feeds B*K rows. After
-  every step the cache is reordered with `tf.gather` along axis 0 so that row `b * K + k` again
-  follows alive beam `k`. Other axes may grow from step to step (e.g. self-attention keys
+  a sentence start as the same BOS, so the first step feeds one row per sentence (B rows) and
+  the cache gather after it makes B*K rows; every later step feeds B*K rows. After every step
+  the cache is reordered with `tf.gather` along axis 0 so that row `b * K + k` again follows
+  alive beam `k`. Other axes may grow from step to step (e.g. self-attention keys
   [B*K, H, T, Dh]): inside the loop every dimension of a cache tensor is unknown (`None`); a
   `step_fn` that needs a static dimension restores it with `tf.ensure_shape`.
 - `memory` is a nest of tensors whose first axis is B, one row per sentence (encoder
@@ -290,6 +290,13 @@ def _can_improve(
     return (step < max_lengths) & (bound > worst_finished)
 
 
+def _to_beams(per_row: tf.Tensor, beam_size: int) -> tf.Tensor:
+    """[B, R, ...] -> [B, K, ...]: at step 0 the one row of a sentence stands for its K beams
+    (R = 1); a no-op when R = K."""
+    shape = tf.shape(per_row)
+    return tf.broadcast_to(per_row, tf.concat([shape[:1], [beam_size], shape[2:]], axis=0))
+
+
 def _pad_to(tensor: tf.Tensor, axis: int, size: tf.Tensor, value=0) -> tf.Tensor:
     """Pads `tensor` at the end of `axis` to `size`."""
     padding = [[0, 0]] * tensor.shape.rank
@@ -466,32 +473,32 @@ def beam_search(
     forced_beams = tf.tile(tf.range(k), [2])[tf.newaxis]  # [1, 2K]
     in_top_k = tf.range(2 * k) < k  # [2K]; top_k sorts, forced EOS candidates come first
 
-    def body(
-        state: BeamState, decided: _Decided, stepped: tuple | None = None
-    ) -> tuple[BeamState, _Decided]:
-        """One step; `stepped` is the `step_fn` output of this step if it already ran."""
+    def body(state: BeamState, decided: _Decided) -> tuple[BeamState, _Decided]:
         step = state.step
         max_lengths = state.inputs.max_lengths  # [B']
-        if stepped is None:
-            flat_ids = flatten_beam(state.alive_ids[:, :, -1])  # [B', K] -> [B'*K]
-            stepped = step_fn(flat_ids, step, state.cache, state.memory)
+        # R rows per sentence go to the model: 1 at step 0, where the K beams are the same
+        # BOS (beams 1..K-1 are empty), K after it.
+        rows = tf.where(step > 0, k, 1)
+        fed_ids = state.alive_ids[:, :rows]  # [B', R, 1 + t]
+        flat_ids = flatten_beam(fed_ids[:, :, -1])  # [B', R] -> [B'*R]
         if with_attention:
-            logits, new_cache, step_attention = stepped
-            step_attention = tf.cast(step_attention, tf.float32)  # [B'*K, S]
+            logits, new_cache, step_attention = step_fn(flat_ids, step, state.cache, state.memory)
+            step_attention = unflatten_beam(tf.cast(step_attention, tf.float32), rows)
+            step_attention = _to_beams(step_attention, k)  # [B', K, S]
         else:
-            logits, new_cache = stepped
+            logits, new_cache = step_fn(flat_ids, step, state.cache, state.memory)
         if constraints is None and prefix is None:
-            log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))  # [B'*K, V]
+            log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))  # [B'*R, V]
         else:
             log_probs = constrained_log_probs(
                 tf.cast(logits, tf.float32),
-                state.alive_ids,
+                fed_ids,
                 step,
                 constraints,
                 None if prefix is None else state.inputs.prefix,
-            )  # [B'*K, V]
+            )  # [B'*R, V]
         vocab_size = log_probs.shape[-1] or tf.shape(log_probs)[-1]
-        log_probs = unflatten_beam(log_probs, k)  # [B'*K, V] -> [B', K, V]
+        log_probs = _to_beams(unflatten_beam(log_probs, rows), k)  # [B'*R, V] -> [B', K, V]
 
         # 2K best (beam, token) continuations of the alive beams.
         total = state.alive_log_probs[:, :, tf.newaxis] + log_probs  # [B', K, V]
@@ -529,8 +536,7 @@ def beam_search(
         parents = tf.gather(cand_beams, alive_picks, batch_dims=1)  # [B', K]
         if with_attention:
             extended = tf.concat(
-                [state.alive_attention, unflatten_beam(step_attention, k)[:, :, tf.newaxis]],
-                axis=2,
+                [state.alive_attention, step_attention[:, :, tf.newaxis]], axis=2
             )  # [B', K, t + 1, S]
             cand_attention = gather_beams(extended, cand_beams)  # [B', 2K, t + 1, S]
             alive_attention = gather_beams(cand_attention, alive_picks)  # [B', K, t + 1, S]
@@ -574,8 +580,11 @@ def beam_search(
         undecided = _can_improve(length, alive_log_probs, finished_scores, max_lengths, alpha)
         staying = tf.cast(tf.where(undecided)[:, 0], tf.int32)  # [B'']
         decided = _hand_over(decided, new, tf.cast(tf.where(~undecided)[:, 0], tf.int32))
+        # At step 0 every alive beam descends from row 0 (an empty beam may only be picked,
+        # with no probability, when V < 2K: it reads row 0 too).
+        parents = tf.minimum(tf.gather(parents, staying), rows - 1)  # [B'', K]
         new_cache = gather_flat_beams(
-            new_cache, tf.gather(parents, staying), k, staying
+            new_cache, parents, rows, staying
         )  # [B''*K, ...]: the beams followed, the decided sentences dropped
         memory = state.memory
         if tf.nest.flatten(memory):
@@ -594,9 +603,6 @@ def beam_search(
     def cond(state: BeamState, decided: _Decided) -> tf.Tensor:
         return tf.size(state.sentences) > 0
 
-    # The first step: once per sentence, tiled to the K beams (all of them BOS).
-    first = tile_beam(step_fn(start_ids, state.step, cache, memory), k)
-    state, decided = body(state, decided, first)
     _, decided = tf.while_loop(
         cond,
         body,

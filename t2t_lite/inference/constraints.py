@@ -178,7 +178,7 @@ def force_prefix(
         logits: [B*K, V] float32.
         prefix: the batch's `TargetPrefix` ([B, P], [B]).
         step: [] int32 tokens generated so far.
-        beam_size: K.
+        beam_size: K, int or [] int32.
 
     Returns:
         [B*K, V]: in rows with `step < prefix length`, 0 for the prefix token, a very
@@ -203,7 +203,7 @@ def constrained_log_probs(
 
     Args:
         logits: [B*K, V] float32.
-        alive_ids: [B, K, 1 + t] int32 alive hypotheses, BOS first.
+        alive_ids: [B, K, 1 + t] int32 alive hypotheses fed to the model, BOS first.
         step: [] int32, t.
         constraints: repetition control, or None.
         prefix: target prefixes, or None.
@@ -211,7 +211,7 @@ def constrained_log_probs(
     Returns:
         [B*K, V] float32 log-probabilities.
     """
-    beam_size = alive_ids.shape[1]
+    beam_size = tf.shape(alive_ids)[1]
     if constraints is not None and constraints.enabled:
         history = tf.reshape(alive_ids[:, :, 1:], [tf.shape(logits)[0], -1])  # [B*K, t]
         if constraints.dynamic:

@@ -124,7 +124,7 @@ class Scorer:
             model = self.model
             spec = tf.TensorSpec([None, None], tf.int32)
 
-            @tf.function(input_signature=[spec, spec], reduce_retracing=True)
+            @tf.function(input_signature=[spec, spec], reduce_retracing=True, autograph=False)
             def forward(source_ids, target_ids):
                 return target_log_probs(model, source_ids, target_ids)
 

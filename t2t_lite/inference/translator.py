@@ -229,8 +229,9 @@ class Translator:
         keys (ignored unless sampling). With `alignments`, the output also carries the
         alignment attention: `(output, attention [B, N, L, S])`.
 
-        Traced once per setting; the input signature keeps batch and length dynamic so
-        differently shaped batches reuse the same graph.
+        Traced once per setting, without AutoGraph (the search's loop is an explicit
+        `tf.while_loop`; converting the model's source would cost seconds); the input signature
+        keeps batch and length dynamic so differently shaped batches reuse the same graph.
         """
         constraints = constraints if constraints is not None and constraints.enabled else None
         sampling = sampling if sampling is not None and sampling.enabled else None
@@ -241,7 +242,9 @@ class Translator:
             cfg = self.decode
             if constraints is None and sampling is None and not with_prefix:
 
-                @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)])
+                @tf.function(
+                    input_signature=[tf.TensorSpec([None, None], tf.int32)], autograph=False
+                )
                 def search(source_ids):
                     return search_batch(
                         model, source_ids, cfg, beam_size, alpha, n_best, alignments=alignments
@@ -255,7 +258,8 @@ class Translator:
                         tf.TensorSpec([None, None], tf.int32),
                         tf.TensorSpec([None], tf.int32),
                         tf.TensorSpec([None], tf.int64),
-                    ]
+                    ],
+                    autograph=False,
                 )
                 def search(source_ids, prefix_ids, prefix_lengths, keys):
                     prefix = TargetPrefix(prefix_ids, prefix_lengths) if with_prefix else None

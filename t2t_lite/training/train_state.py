@@ -129,8 +129,12 @@ class TrainState:
             model=self.model, optimizer=self.optimizer, step=self.step, dropout_seeds=seeds
         )
         self.traces = 0
-        self._train_step = tf.function(self._step, reduce_retracing=True, jit_compile=t.jit_compile)
-        self._eval_step = tf.function(self._loss_sum, reduce_retracing=True)
+        # No AutoGraph: the steps have no Python control flow on tensors, and converting the
+        # model's source would cost seconds of tracing.
+        self._train_step = tf.function(
+            self._step, reduce_retracing=True, jit_compile=t.jit_compile, autograph=False
+        )
+        self._eval_step = tf.function(self._loss_sum, reduce_retracing=True, autograph=False)
 
     def trace_train_step(self, batch_spec) -> None:
         """Traces the train step for batches of `batch_spec`, before the first update.
