@@ -258,7 +258,7 @@ def history_step_fn(histories: list | None = None):
         logits = tf.gather_nd(trigrams, tf.stack([before_last, ids], axis=1))  # [B*K, V]
         rows_per_sentence = tf.shape(ids)[0] // tf.shape(memory["sentence"])[0]  # K
         sentence = tf.repeat(memory["sentence"], rows_per_sentence)  # [B'] -> [B'*K]
-        tf.debugging.assert_equal(sentence, cache["sentence"])  # memory rows follow the beams'
+        tf.debugging.assert_equal(sentence, cache["sentence"])  # each row reads its own memory row
         if histories is not None:
             histories.append((history.numpy(), sentence.numpy()))
         return logits, {"history": history, "keys": keys, "sentence": cache["sentence"]}
