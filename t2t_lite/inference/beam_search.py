@@ -586,17 +586,17 @@ def beam_search(
         new_cache = gather_flat_beams(
             new_cache, parents, rows, staying
         )  # [B''*K, ...]: the beams followed, the decided sentences dropped
+
+        def keep(t):
+            return tf.gather(t, staying)  # [B', ...] -> [B'', ...]
+
         memory = state.memory
         if tf.nest.flatten(memory):
             memory = tf.cond(
                 tf.reduce_all(undecided),
                 lambda: state.memory,
-                lambda: tf.nest.map_structure(lambda t: tf.gather(t, staying), state.memory),
+                lambda: tf.nest.map_structure(keep, state.memory),
             )
-
-        def keep(t):
-            return tf.gather(t, staying)  # [B', ...] -> [B'', ...]
-
         new = tf.nest.map_structure(keep, new._replace(step=(), cache=(), memory=()))
         return new._replace(step=length, cache=new_cache, memory=memory), decided
 
