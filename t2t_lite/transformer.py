@@ -226,7 +226,8 @@ class Transformer(keras.Model):
         once, one row per sentence: the `memory` the search carries beside the cache (see
         `t2t_lite.inference.beam_search`), never reordered with the beams. The K rows of a
         sentence's beams attend its memory row together. Only the self-attention cache has
-        one row per beam (`B` rows at first, tiled by the search).
+        one row per beam (`B` rows at first, tiled by the search). The feed-forward weights
+        are prepared once too (`Decoder.ffn_kernels`), not at every step.
 
         Args:
             source_ids: int `[B, S]`.
@@ -243,6 +244,7 @@ class Transformer(keras.Model):
         encoded, memory_mask = self.encode(source_ids)
         memory = {"kv": self.decoder.project_memory(encoded), "mask": memory_mask}
         cache = self.decoder.initial_cache(tf.shape(source_ids)[0], dtype=self.compute_dtype)
+        ffn_kernels = self.decoder.ffn_kernels()  # once, outside the search's loop
 
         def step(ids, position, cache, memory):
             x = self.target_embedding(ids[:, tf.newaxis])  # [B*K] -> [B*K, 1, D]
@@ -251,6 +253,7 @@ class Transformer(keras.Model):
                 memory_mask=memory["mask"],
                 cache=cache,
                 memory_kv=memory["kv"],
+                ffn_kernels=ffn_kernels,
                 offset=position,
             )
             logits = self.project(decoded.outputs)[:, 0, :]  # [B*K, 1, V] -> [B*K, V]

@@ -56,8 +56,9 @@ def test_padding_invariance(norm):
 
 @pytest.mark.parametrize("norm", ["pre", "post"])
 @pytest.mark.parametrize("beam", [1, 2])
-def test_cached_steps_equal_full_forward(norm, beam):
-    model = tiny(norm, share_embeddings=False, tie_output=False)
+@pytest.mark.parametrize("d_ff", [32, 1024])  # 1024: hidden rows padded (`hidden_width`)
+def test_cached_steps_equal_full_forward(norm, beam, d_ff):
+    model = tiny(norm, share_embeddings=False, tie_output=False, d_ff=d_ff)
     full = model((SRC, TGT)).numpy()
     step, cache, memory = model.step_fn(SRC)
     cache = tile_beam(cache, beam)  # K rows per sentence attend its one memory row

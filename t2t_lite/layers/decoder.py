@@ -43,6 +43,7 @@ class DecoderLayer(BlockLayer):
         memory_mask: bool `[B, 1, 1, S]`, True = real source token.
         cache: `{"keys", "values"}` of this layer's self-attention at previous steps, or None.
         memory_kv: precomputed `(keys, values)` of the memory, or None.
+        ffn_kernels: the feed-forward network's `kernels()` computed beforehand, or None.
         training: dropout on or off.
 
     Returns:
@@ -86,6 +87,7 @@ class DecoderLayer(BlockLayer):
         memory_mask=None,
         cache=None,
         memory_kv=None,
+        ffn_kernels=None,
         training=False,
     ) -> DecoderOutput:
         results = {}  # the sublayers' `AttentionOutput`s, kept by `attend_*`
@@ -107,7 +109,7 @@ class DecoderLayer(BlockLayer):
             return results["memory"].outputs
 
         def transform(h):
-            return self.feed_forward(h, training=training)
+            return self.feed_forward(h, training=training, kernels=ffn_kernels)
 
         pre, drop = self.pre_norm, self.dropout_layer
         x = residual(x, attend_self, self.self_attention_norm, drop, pre, training)
@@ -131,6 +133,8 @@ class Decoder(StackLayer):
         memory_mask: bool `[B, 1, 1, S]`.
         cache: list with one `{"keys", "values"}` dict per layer (see `initial_cache`), or None.
         memory_kv: list with one `(keys, values)` per layer (see `project_memory`), or None.
+        ffn_kernels: list with one feed-forward `kernels()` per layer (see `ffn_kernels`), or
+            None.
         offset: position of the first target vector (the decoding step).
         training: dropout on or off.
 
@@ -158,6 +162,11 @@ class Decoder(StackLayer):
         """Per layer, the memory keys and values `[B, H, S, D/H]`; computed once per sentence."""
         return [block.cross_attention.project_memory(memory) for block in self.blocks]
 
+    def ffn_kernels(self) -> list[tuple[tf.Tensor, tf.Tensor, tf.Tensor]]:
+        """Per layer, the feed-forward weights as the layer computes with them (see
+        `FeedForward.kernels`); computed once before a decoding loop, not at every step."""
+        return [block.feed_forward.kernels() for block in self.blocks]
+
     def call(
         self,
         x,
@@ -166,6 +175,7 @@ class Decoder(StackLayer):
         memory_mask=None,
         cache=None,
         memory_kv=None,
+        ffn_kernels=None,
         offset=0,
         training=False,
     ) -> DecoderOutput:
@@ -179,6 +189,7 @@ class Decoder(StackLayer):
                 memory_mask=memory_mask,
                 cache=None if cache is None else cache[i],
                 memory_kv=None if memory_kv is None else memory_kv[i],
+                ffn_kernels=None if ffn_kernels is None else ffn_kernels[i],
                 training=training,
             )
             new_cache.append(layer_cache)

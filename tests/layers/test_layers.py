@@ -19,6 +19,7 @@ from t2t_lite.layers import (
     TokenEmbedding,
     masks,
 )
+from t2t_lite.layers.feed_forward import HIDDEN_PADDING, hidden_width
 from t2t_lite.layers.positional import sinusoids
 from tests.helpers import run_serialization_test
 
@@ -119,6 +120,46 @@ def test_attention_and_decoder_return_one_structure():
     assert step.cache[1]["keys"].shape == [2, 2, 1, 4] and step.attention.shape == [2, 2, 1, 7]
     layer_step = decoder.blocks[0](X[:, :1], memory=MEMORY, cache=decoder.initial_cache(2)[0])
     assert isinstance(layer_step, DecoderOutput) and layer_step.cache["keys"].shape[2] == 1
+
+
+@pytest.mark.parametrize(
+    "d_ff, dtype, width",
+    [
+        (1024, "float32", 1024 + HIDDEN_PADDING),
+        (2048, "float32", 2048 + HIDDEN_PADDING),
+        (1024, "bfloat16", 1024),
+        (1000, "float32", 1000),
+        (512, "float32", 512),
+    ],
+)
+def test_hidden_width_pads_float32_rows_of_4_kib(d_ff, dtype, width):
+    assert hidden_width(d_ff, dtype) == width
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+def test_feed_forward_padding_changes_nothing(policy):
+    layer = FeedForward(8, 1024, dtype=policy)
+    x = tf.cast(X, layer.compute_dtype)
+    with tf.GradientTape(persistent=True) as tape:
+        y = layer(x)
+        # The same network without padding: [N, 8] x [8, 1024] -> ReLU -> [N, 1024] x [1024, 8].
+        flat = tf.reshape(x, [-1, 8])
+        w1, b1, w2, b2 = (tf.cast(v, x.dtype) for v in layer.trainable_variables)
+        reference = tf.reshape(tf.nn.relu(flat @ w1 + b1) @ w2 + b2, y.shape)
+        losses = [tf.reduce_sum(tf.cast(out, tf.float32) ** 2) for out in (y, reference)]
+    width = 1024 + HIDDEN_PADDING if policy == "float32" else 1024  # bfloat16 rows: 2 KiB
+    assert [k.shape[-1] for k in layer.kernels()[:2]] == [width, width]
+    tolerance = 1e-5 if policy == "float32" else 2e-2
+    np.testing.assert_allclose(
+        y.numpy().astype(np.float32),
+        reference.numpy().astype(np.float32),
+        atol=tolerance,
+        rtol=tolerance,
+    )
+    grads = [tape.gradient(loss, layer.trainable_variables) for loss in losses]
+    for got, want in zip(*grads, strict=True):
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got.numpy(), want.numpy(), atol=tolerance, rtol=tolerance)
 
 
 def test_attention_rejects_indivisible_width():
