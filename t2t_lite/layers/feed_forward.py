@@ -6,7 +6,7 @@ import tensorflow as tf
 from t2t_lite.layers.dense import Dense, dense_2d
 from t2t_lite.layers.dropout import Dropout
 
-# Hidden units added where a float32 hidden row would be a multiple of 4 KiB (256 bytes).
+# Hidden units added where a float32 hidden row would fill a multiple of 4 KiB: 256 bytes more.
 HIDDEN_PADDING = 64
 
 
@@ -15,11 +15,12 @@ def hidden_width(d_ff: int, dtype) -> int:
     `d_ff + HIDDEN_PADDING` when the computation is float32 and a row of `d_ff` floats is a
     multiple of 4 KiB (d_ff = 1024, 2048, 4096, ...).
 
-    CPU matrix multiplies whose operand rows lie a multiple of 4 KiB apart run up to twice
-    slower where oneDNN uses its AVX2 kernels (the rows share cache sets): the `[N, 256] x
-    [256, 1024]` step of decoding, and the weight gradients of training. 64 more units (a
-    row of 4,352 bytes) avoid it; the extra units are exact zeros (`FeedForward.kernels`), so
-    the output is the same. bfloat16 rows are 2 KiB and gain nothing from it.
+    Float32 matrix multiplies whose operand rows lie a multiple of 4 KiB apart run up to
+    twice slower where oneDNN uses its AVX2 kernels (such rows compete for the same cache
+    sets): the `[N, 256] x [256, 1024]` product of each decoding step, and the weight
+    gradients of training (`docs/tuning.md`, Feed-forward rows of 4 KiB). 64 more units (rows
+    of 4,352 bytes) avoid it; they are exact zeros (`FeedForward.kernels`), so the output is
+    the same. bfloat16 rows are half as long, and padding them costs more than it gains.
     """
     if tf.as_dtype(dtype) == tf.float32 and (d_ff * 4) % 4096 == 0:
         return d_ff + HIDDEN_PADDING
