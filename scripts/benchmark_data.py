@@ -240,7 +240,7 @@ def formats(work_dir: str, n: int = 300_000) -> None:
     import tensorflow as tf
 
     from t2t_lite.data import shards
-    from t2t_lite.data.pipeline import _padded_rows
+    from t2t_lite.data.pipeline import padded_rows
     from t2t_lite.data.token_pairs import TokenPairs
 
     rng = np.random.default_rng(0)
@@ -260,8 +260,8 @@ def formats(work_dir: str, n: int = 300_000) -> None:
     start = time.perf_counter()
     for _ in range(3000):
         rows = rng.integers(0, n, 64)
-        _padded_rows(mapped.src_values, mapped.src_splits, rows, 1)
-        _padded_rows(mapped.tgt_values, mapped.tgt_splits, rows, 1)
+        padded_rows(mapped.src_values, mapped.src_splits, rows, 1)
+        padded_rows(mapped.tgt_values, mapped.tgt_splits, rows, 1)
     read = time.perf_counter() - start
     print(
         f"npy: write {n / write:,.0f} pairs/s, {size / n:.0f} B/pair, open + verify "

@@ -238,8 +238,8 @@ class _BatchGather:
 
     def _numpy(self, shard: np.ndarray, rows: np.ndarray) -> list[np.ndarray]:
         pairs = self.shards[int(shard)]
-        src, src_lengths = _padded_rows(pairs.src_values, pairs.src_splits, rows, 1)
-        tgt, tgt_lengths = _padded_rows(pairs.tgt_values, pairs.tgt_splits, rows, 1)
+        src, src_lengths = padded_rows(pairs.src_values, pairs.src_splits, rows, 1)
+        tgt, tgt_lengths = padded_rows(pairs.tgt_values, pairs.tgt_splits, rows, 1)
         batch = np.arange(len(rows))
         if self.source_eos:
             src[batch, src_lengths] = EOS_ID
@@ -252,7 +252,7 @@ class _BatchGather:
         return [src, target_in, tgt]
 
 
-def _padded_rows(
+def padded_rows(
     values: np.ndarray, splits: np.ndarray, rows: np.ndarray, extra: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """int32 `[B, longest + extra]` rows `rows` of a ragged array, zero-padded, and the

@@ -211,6 +211,13 @@ class Translator:
     def reset_stats(self) -> None:
         self.stats = TranslationStats()
 
+    def trim_searches(self, limit: int) -> None:
+        """Forgets every compiled search once there are more than `limit` of them: a server
+        that sees many settings (`search_fn` compiles one search per setting) keeps its memory
+        bounded; the settings still in use are compiled again."""
+        if len(self._searches) > limit:
+            self._searches.clear()
+
     def search_fn(
         self,
         beam_size: int,

@@ -62,9 +62,7 @@ def batch_translate_fn(
     similar length decoded side by side."""
 
     def translate(lines: list[str], kwargs: dict[str, Any], first_line: int):
-        searches = translator._searches  # compiled searches, one per setting
-        if len(searches) > MAX_COMPILED_SEARCHES:
-            searches.clear()
+        translator.trim_searches(MAX_COMPILED_SEARCHES)
         return translator.translate_nbest(
             lines,
             first_line=first_line,

@@ -2,6 +2,7 @@
 
 import pytest
 
+from t2t_lite.inference.translator import Translator
 from tests.helpers import made_up_sentences
 
 LINES = [*made_up_sentences(5, seed=7), "", "  "]
@@ -22,6 +23,16 @@ def test_plain_options_take_the_plain_search(translator):
     )
     assert same == plain
     assert {key[3:] for key in translator._searches} == {(None, None, False)}
+
+
+def test_trim_searches_forgets_them_past_the_limit(translator):
+    fresh = Translator(translator.model, translator.source_vocab, translator.target_vocab)
+    searches = [fresh.search_fn(beam, 0.6, 1) for beam in (1, 2, 3)]  # traced on first call
+    assert fresh.search_fn(2, 0.6, 1) is searches[1]
+    fresh.trim_searches(3)
+    assert fresh.search_fn(3, 0.6, 1) is searches[2]
+    fresh.trim_searches(2)
+    assert fresh.search_fn(3, 0.6, 1) is not searches[2]
 
 
 @pytest.mark.parametrize("beam_size", [1, 3])
