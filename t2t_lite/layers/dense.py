@@ -64,8 +64,14 @@ class Dense(keras.layers.Dense):
         TensorShape([2, 3, 4])
     """
 
+    @property
+    def plain(self) -> bool:
+        """The layer computes `dense_2d` with its kernel and bias: neither LoRA nor quantized
+        (those compute with Keras' own `call`)."""
+        return not (self.lora_enabled or self.quantization_mode)
+
     def call(self, inputs, training=None):
-        if self.lora_enabled or self.quantization_mode:
+        if not self.plain:
             return super().call(inputs, training=training)
         return dense_2d(inputs, self.kernel, self.bias, self.activation)
 

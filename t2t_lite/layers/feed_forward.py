@@ -84,7 +84,7 @@ class FeedForward(keras.layers.Layer):
         )
 
     def call(self, inputs, training=False, kernels=None):
-        if any(dense.lora_enabled or dense.quantization_mode for dense in (self.inner, self.outer)):
+        if not (self.inner.plain and self.outer.plain):
             return self.outer(self.dropout_layer(self.inner(inputs), training=training))
         inner, bias, outer = self.kernels() if kernels is None else kernels
         hidden = dense_2d(inputs, inner, bias, self.inner.activation)  # -> [B, T, F]

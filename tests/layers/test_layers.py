@@ -162,6 +162,19 @@ def test_feed_forward_padding_changes_nothing(policy):
         np.testing.assert_allclose(got.numpy(), want.numpy(), atol=tolerance, rtol=tolerance)
 
 
+def test_feed_forward_with_lora_computes_with_the_lora_kernel():
+    layer = FeedForward(8, 16)
+    layer(X)
+    assert layer.inner.plain and layer.outer.plain
+    layer.inner.enable_lora(2)
+    assert not layer.inner.plain
+    layer.inner.lora_kernel_b.assign(tf.ones_like(layer.inner.lora_kernel_b))
+    flat = tf.reshape(X, [-1, 8])
+    hidden = tf.nn.relu(flat @ layer.inner.kernel + layer.inner.bias)  # kernel with LoRA added
+    expected = tf.reshape(hidden @ layer.outer.kernel + layer.outer.bias, X.shape)
+    np.testing.assert_allclose(layer(X).numpy(), expected.numpy(), atol=1e-5)
+
+
 def test_attention_rejects_indivisible_width():
     with pytest.raises(ValueError, match="divisible"):
         MultiHeadAttention(num_heads=3, d_model=8)
