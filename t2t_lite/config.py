@@ -156,6 +156,10 @@ class TrainConfig:
     early_stopping: int = 0
     # Average the last N checkpoints at the end of training into `averaged/` (0 or 1 = off).
     average_last: int = 0
+    # Of those, average only the ones saved in this last fraction of the run's steps (1.0 =
+    # all N): a run stopped by max_minutes makes fewer steps on a slower machine, where the
+    # last N checkpoints reach further back into training.
+    average_within: float = 1.0
 
 
 # The keys that cannot change the weights of the updates already done: on resume they may
@@ -171,6 +175,7 @@ RESUMABLE_KEYS = frozenset(
         "train.eval_sentences",
         "train.early_stopping",
         "train.average_last",
+        "train.average_within",
     }
 )
 
@@ -244,6 +249,8 @@ class Config:
             )
         if self.train.accumulate_steps < 1:
             raise ConfigError("train.accumulate_steps must be >= 1")
+        if not 0.0 < self.train.average_within <= 1.0:
+            raise ConfigError("train.average_within must be in (0, 1]")
         if self.decode.parallel_batches != "auto" and self.decode.parallel_batches < 1:
             raise ConfigError("decode.parallel_batches must be >= 1")
         if not 0.0 < self.decode.sampling_topp <= 1.0:

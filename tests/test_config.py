@@ -92,6 +92,9 @@ def test_cross_key_validation(tmp_path):
         load_config(_write(tmp_path, "vocab:\n  shared: false\n"))
     with pytest.raises(ConfigError, match="decode.parallel_batches must be >= 1"):
         load_config(_write(tmp_path, "decode:\n  parallel_batches: 0\n"))
+    for fraction in ("0", "1.5"):
+        with pytest.raises(ConfigError, match=r"train.average_within must be in \(0, 1\]"):
+            load_config(_write(tmp_path, f"train:\n  average_within: {fraction}\n"))
 
 
 def test_diff_lists_changed_keys():

@@ -288,7 +288,7 @@ class BestCheckpoint:
         return True
 
 
-def average_checkpoints(model_dir: str, n: int) -> str:
+def average_checkpoints(model_dir: str, n: int, first_step: int = 0) -> str:
     """Averages the model weights of the last `n` training checkpoints into `averaged/`.
 
     Only the model is averaged and saved (no optimizer), under the step of the newest
@@ -298,6 +298,7 @@ def average_checkpoints(model_dir: str, n: int) -> str:
     Args:
         model_dir: a model directory with `config.yaml`, vocabularies and `checkpoints/`.
         n: how many of the newest checkpoints to average (fewer if fewer exist).
+        first_step: leave out checkpoints of earlier steps (the newest is always averaged).
 
     Returns:
         The prefix of the averaged checkpoint.
@@ -310,7 +311,8 @@ def average_checkpoints(model_dir: str, n: int) -> str:
     if n < 1:
         raise ValueError(f"cannot average {n} checkpoints")
     prefixes = []
-    for prefix in checkpoint_prefixes(os.path.join(model_dir, CHECKPOINTS))[-n:]:
+    newest = checkpoint_prefixes(os.path.join(model_dir, CHECKPOINTS))[-n:]
+    for prefix in [p for p in newest[:-1] if checkpoint_step(p) >= first_step] + newest[-1:]:
         try:
             verify_checkpoint(prefix)
             prefixes.append(prefix)

@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import os
 import re
+import shutil
 import signal
 
 import numpy as np
@@ -20,7 +21,7 @@ import tensorflow as tf
 
 from t2t_lite.config import ConfigError
 from t2t_lite.constants import AVERAGED, BEST, CHECKPOINTS, LOGS
-from t2t_lite.training.checkpoints import BestCheckpoint, read_best
+from t2t_lite.training.checkpoints import BestCheckpoint, average_checkpoints, read_best
 from t2t_lite.training.trainer import train
 from tests.train_helpers import checkpoint_weights, copy_task_config, logged_scalars
 
@@ -84,12 +85,18 @@ class Resumed:
 
 @pytest.fixture(scope="module")
 def resumed(tmp_path_factory) -> Resumed:
-    """Saving every step, keeping 3 checkpoints, averaging the last 2; trained 4 steps, then
-    resumed to 6, then the same command once more (nothing left to do)."""
+    """Saving every step, keeping 3 checkpoints, averaging the last 3 of those saved in the
+    last 20% of the steps (at step 6: steps 5 and 6); trained 4 steps, then resumed to 6, then
+    the same command once more (nothing left to do)."""
     tmp = tmp_path_factory.mktemp("resumed")
     model_dir = str(tmp / "model")
     checkpoints = os.path.join(model_dir, CHECKPOINTS)
-    settings = ["train.save_every=1", "train.keep_checkpoints=3", "train.average_last=2"]
+    settings = [
+        "train.save_every=1",
+        "train.keep_checkpoints=3",
+        "train.average_last=3",
+        "train.average_within=0.2",
+    ]
     assert train(copy_task_config(tmp, "train.steps=4", *settings), model_dir).step == 4
     after_first = checkpoint_files(checkpoints)
     resume = copy_task_config(tmp, "train.steps=6", *settings)
@@ -110,7 +117,7 @@ def test_keep_checkpoints_keeps_the_newest(resumed):
     ]
 
 
-def test_average_last_is_the_mean_of_the_newest_checkpoints(resumed):
+def test_averaged_is_the_mean_of_the_newest_checkpoints_within_the_window(resumed):
     model_dir = resumed.model_dir
     assert saved_steps(os.path.join(model_dir, AVERAGED)) == [6]
     averaged = checkpoint_weights(model_dir, os.path.join(model_dir, AVERAGED, "ckpt-6"))
@@ -125,6 +132,26 @@ def test_average_last_is_the_mean_of_the_newest_checkpoints(resumed):
     assert not all(np.allclose(a, w, atol=1e-5) for a, w in zip(averaged, steps[6], strict=True))
     all_three = [(a + b + c) / 3 for a, b, c in zip(steps[4], steps[5], steps[6], strict=True)]
     assert not all(np.allclose(a, m, atol=1e-5) for a, m in zip(averaged, all_three, strict=True))
+
+
+@pytest.mark.parametrize(
+    "n, first_step, averaged_steps",
+    [(2, 0, (5, 6)), (3, 0, (4, 5, 6)), (3, 5, (5, 6)), (3, 7, (6,)), (1, 0, (6,))],
+)
+def test_average_checkpoints_takes_the_last_n_from_first_step(
+    resumed, tmp_path, n, first_step, averaged_steps
+):
+    model_dir = str(tmp_path / "model")
+    shutil.copytree(resumed.model_dir, model_dir)
+    prefix = average_checkpoints(model_dir, n, first_step)
+    assert prefix == os.path.join(model_dir, AVERAGED, "ckpt-6")
+    steps = [
+        checkpoint_weights(model_dir, os.path.join(model_dir, CHECKPOINTS, f"ckpt-{s}"))
+        for s in averaged_steps
+    ]
+    for i, actual in enumerate(checkpoint_weights(model_dir, prefix)):
+        expected = sum(w[i].astype(np.float64) for w in steps) / len(steps)
+        np.testing.assert_allclose(actual, expected, rtol=1e-6, atol=1e-7)
 
 
 def test_resuming_never_rewrites_a_saved_checkpoint(resumed):
