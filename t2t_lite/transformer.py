@@ -34,6 +34,13 @@ class OutputLayer(NamedTuple):
         logits = dense_2d(x, self.kernel, self.bias, transpose_kernel=self.vocab_major)
         return tf.cast(logits, tf.float32)
 
+    def for_steps(self, dtype: tf.DType) -> "OutputLayer":
+        """The same projection with a `[D, V]` kernel and bias in `dtype`, made once before a
+        decoding loop: its steps multiply without a transposed operand (oneDNN's matmul is
+        faster without) and without casting the weights at every step."""
+        kernel = tf.transpose(self.kernel) if self.vocab_major else self.kernel  # -> [D, V]
+        return OutputLayer(tf.cast(kernel, dtype), tf.cast(self.bias, dtype), vocab_major=False)
+
 
 @keras.saving.register_keras_serializable(package="t2t_lite")
 class Transformer(keras.Model):
@@ -226,8 +233,9 @@ class Transformer(keras.Model):
         once, one row per sentence: the `memory` the search carries beside the cache (see
         `t2t_lite.inference.beam_search`), never reordered with the beams. The K rows of a
         sentence's beams attend its memory row together. Only the self-attention cache has
-        one row per beam (`B` rows at first, tiled by the search). The feed-forward weights
-        are prepared once too (`Decoder.ffn_kernels`), not at every step.
+        one row per beam (`B` rows at first, tiled by the search). The feed-forward and output
+        weights are prepared once too (`Decoder.ffn_kernels`, `OutputLayer.for_steps`), not at
+        every step.
 
         Args:
             source_ids: int `[B, S]`.
@@ -244,7 +252,9 @@ class Transformer(keras.Model):
         encoded, memory_mask = self.encode(source_ids)
         memory = {"kv": self.decoder.project_memory(encoded), "mask": memory_mask}
         cache = self.decoder.initial_cache(tf.shape(source_ids)[0], dtype=self.compute_dtype)
-        ffn_kernels = self.decoder.ffn_kernels()  # once, outside the search's loop
+        # Once, outside the search's loop.
+        ffn_kernels = self.decoder.ffn_kernels()
+        output_layer = self.output_layer().for_steps(self.compute_dtype)
 
         def step(ids, position, cache, memory):
             x = self.target_embedding(ids[:, tf.newaxis])  # [B*K] -> [B*K, 1, D]
@@ -256,7 +266,7 @@ class Transformer(keras.Model):
                 ffn_kernels=ffn_kernels,
                 offset=position,
             )
-            logits = self.project(decoded.outputs)[:, 0, :]  # [B*K, 1, V] -> [B*K, V]
+            logits = output_layer.logits(decoded.outputs)[:, 0, :]  # [B*K, 1, V] -> [B*K, V]
             if attention:
                 heads_mean = tf.reduce_mean(decoded.attention[:, :, 0, :], axis=1)
                 return logits, decoded.cache, heads_mean  # [B*K, H, 1, S] -> [B*K, S]
