@@ -156,9 +156,9 @@ class TrainConfig:
     early_stopping: int = 0
     # Average the last N checkpoints at the end of training into `averaged/` (0 or 1 = off).
     average_last: int = 0
-    # Of those, average only the ones saved in this last fraction of the run's steps (1.0 =
-    # all N): a run stopped by max_minutes makes fewer steps on a slower machine, where the
-    # last N checkpoints reach further back into training.
+    # Of those, average only the ones saved in this last fraction of the run's steps (the
+    # newest always; 1.0 = all N): a run stopped by max_minutes makes fewer steps on a slower
+    # machine, where the last N checkpoints reach further back into training.
     average_within: float = 1.0
 
 

@@ -16,7 +16,8 @@ A model directory (written by `t2t-train`, read by `t2t-translate`, `t2t-evaluat
     checkpoints/ckpt-N.*      the last `train.keep_checkpoints` checkpoints (model, optimizer, step)
     */checkpoint              the list of a folder's checkpoints (tf.train.CheckpointManager)
     best/ckpt-N.*, best.json  the checkpoint with the best validation BLEU, and its scores
-    averaged/ckpt-N.*         the average of the last `train.average_last` checkpoints
+    averaged/ckpt-N.*         the average of the last `train.average_last` checkpoints (of those
+                              in the last `train.average_within` of the steps)
     */corrupt/ckpt-N.*        checkpoints found unreadable, moved aside (never deleted)
     train.lock                held by the one t2t-train writing the directory (its pid and host)
     logs/train, logs/valid    TensorBoard summaries

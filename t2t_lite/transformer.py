@@ -16,8 +16,9 @@ class OutputLayer(NamedTuple):
 
     Attributes:
         kernel: `[V, D]` when `vocab_major` (an embedding table tied to the output, used
-            transposed), else `[D, V]`; float32 (cast to the outputs' dtype for the matmuls).
-        bias: `[V]`, float32.
+            transposed), else `[D, V]`; float32 (cast to the outputs' dtype for the matmuls),
+            or already in that dtype after `for_steps`.
+        bias: `[V]`, float32 (the kernel's dtype after `for_steps`).
         vocab_major: the layout of `kernel`.
     """
 
@@ -78,7 +79,8 @@ class Transformer(keras.Model):
       differentiates projection and loss together (`losses.projected_nll`).
     - Inference calls `step_fn` (cached step-by-step decoding: beam search, the translator,
       the SavedModel export) or the model itself (a full teacher-forced pass: attention
-      heatmaps, tests); both project with `project`, i.e. `output_layer().logits`.
+      heatmaps, tests); both project with `output_layer().logits` (`step_fn` with the
+      weights `OutputLayer.for_steps` prepares once per search).
 
     Call arguments:
         inputs: `(source_ids [B, S], target_input_ids [B, T])`, int, 0 = padding. The target

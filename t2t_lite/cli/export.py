@@ -3,9 +3,10 @@
     t2t-export --model_dir=runs/m30k --output=exported              # TensorFlow SavedModel
     t2t-export --model_dir=runs/m30k --output=ct2 --format=ctranslate2 --quantization=int8
 
-`--average_last=N` first averages the model weights of the last N checkpoints. The SavedModel
-decodes with --beam_size and --alpha (default: the config's); CTranslate2 takes its search
-settings when it translates, and stores float32 weights unless --quantization is given.
+`--average_last=N` first averages the model weights of the last N checkpoints (of those in the
+last `--average_within` fraction of the steps). The SavedModel decodes with --beam_size and
+--alpha (default: the config's); CTranslate2 takes its search settings when it translates,
+and stores float32 weights unless --quantization is given.
 """
 
 from absl import flags, logging
@@ -34,6 +35,17 @@ flags.register_validator(
 )
 flags.DEFINE_integer("average_last", 0, "Average the last N checkpoints first (0/1 = off).")
 common.flag_at_least("average_last", 0)
+flags.DEFINE_float(
+    "average_within",
+    1.0,
+    "With --average_last: only the checkpoints saved in this last fraction of the steps "
+    "(as train.average_within; 1.0 = all N).",
+)
+flags.register_validator(
+    "average_within",
+    lambda value: 0.0 < value <= 1.0,
+    message="--average_within must be in (0, 1]",
+)
 
 
 def main(argv):
@@ -42,7 +54,7 @@ def main(argv):
     if FLAGS.average_last > 1:
         from t2t_lite.training.checkpoints import average_checkpoints
 
-        checkpoint = average_checkpoints(FLAGS.model_dir, FLAGS.average_last)
+        checkpoint = average_checkpoints(FLAGS.model_dir, FLAGS.average_last, FLAGS.average_within)
         logging.info("averaged the last %d checkpoints into %s", FLAGS.average_last, checkpoint)
     model, cfg, src_vocab, tgt_vocab, prefix = load_model(FLAGS.model_dir, checkpoint)
     if FLAGS.beam_size:

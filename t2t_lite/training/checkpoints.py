@@ -288,7 +288,7 @@ class BestCheckpoint:
         return True
 
 
-def average_checkpoints(model_dir: str, n: int, first_step: int = 0) -> str:
+def average_checkpoints(model_dir: str, n: int, within: float = 1.0) -> str:
     """Averages the model weights of the last `n` training checkpoints into `averaged/`.
 
     Only the model is averaged and saved (no optimizer), under the step of the newest
@@ -298,21 +298,24 @@ def average_checkpoints(model_dir: str, n: int, first_step: int = 0) -> str:
     Args:
         model_dir: a model directory with `config.yaml`, vocabularies and `checkpoints/`.
         n: how many of the newest checkpoints to average (fewer if fewer exist).
-        first_step: leave out checkpoints of earlier steps (the newest is always averaged).
+        within: of those, only the ones saved in this last fraction of the steps: at step
+            `S - round(within * S)` or later, where S is the step of the newest readable
+            checkpoint (always averaged); 1.0 = all `n` (`train.average_within`).
 
     Returns:
         The prefix of the averaged checkpoint.
 
     Raises:
         FileNotFoundError: there is no (readable) checkpoint in `<model_dir>/checkpoints`.
-        ValueError: `n` is smaller than 1.
+        ValueError: `n` is smaller than 1, or `within` is not in (0, 1].
         WriteError: the averaged checkpoint could not be written (e.g. a full disk).
     """
     if n < 1:
         raise ValueError(f"cannot average {n} checkpoints")
+    if not 0.0 < within <= 1.0:
+        raise ValueError(f"the averaging window {within} is not a fraction in (0, 1]")
     prefixes = []
-    newest = checkpoint_prefixes(os.path.join(model_dir, CHECKPOINTS))[-n:]
-    for prefix in [p for p in newest[:-1] if checkpoint_step(p) >= first_step] + newest[-1:]:
+    for prefix in checkpoint_prefixes(os.path.join(model_dir, CHECKPOINTS))[-n:]:
         try:
             verify_checkpoint(prefix)
             prefixes.append(prefix)
@@ -320,6 +323,9 @@ def average_checkpoints(model_dir: str, n: int, first_step: int = 0) -> str:
             logging.warning("%s: left out of the average", e)
     if not prefixes:
         raise FileNotFoundError(f"no checkpoint to average in {model_dir}/{CHECKPOINTS}")
+    last = checkpoint_step(prefixes[-1])
+    first = last - round(within * last)
+    prefixes = [p for p in prefixes if checkpoint_step(p) >= first]
     cfg = read_config(model_dir)
     model = build_model(cfg, *load_vocabularies(model_dir))
     read_weights(model, prefixes[0])
@@ -336,9 +342,10 @@ def average_checkpoints(model_dir: str, n: int, first_step: int = 0) -> str:
     )
     prefix = save_checkpoint(manager, checkpoint_step(prefixes[-1]), "the averaged checkpoint")
     logging.info(
-        "Averaged %d checkpoints (steps %s) into %s",
+        "Averaged %d checkpoints (steps %s; from step %d on) into %s",
         len(prefixes),
         ", ".join(str(checkpoint_step(p)) for p in prefixes),
+        first,
         prefix,
     )
     return prefix

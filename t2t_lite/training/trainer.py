@@ -403,8 +403,7 @@ class _Trainer:
         if interrupted:
             logging.info("Run the same command again to resume from step %d", step)
         if self.run.chief and t.average_last > 1 and not interrupted:
-            first_step = step - int(t.average_within * step)
-            average_checkpoints(self.run.model_dir, t.average_last, first_step)
+            average_checkpoints(self.run.model_dir, t.average_last, t.average_within)
         best_bleu = self.best.bleu if self.best.bleu != float("-inf") else None
         return TrainResult(step, stop_reason, loss, self.last_saved, best_bleu)
 

@@ -25,6 +25,7 @@ FLAG_ERRORS = [
     ("export", ["--model_dir=m", "--output=o", "--format=onnx"], "one of saved_model, ctrans"),
     ("export", ["--model_dir=m", "--output=o", "--quantization=int8"], "--format=ctranslate2"),
     ("export", ["--model_dir=", "--output=o"], "--model_dir must not be empty"),
+    ("export", ["--model_dir=m", "--output=o", "--average_within=0"], "must be in (0, 1]"),
 ]
 
 

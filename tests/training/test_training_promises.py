@@ -135,15 +135,15 @@ def test_averaged_is_the_mean_of_the_newest_checkpoints_within_the_window(resume
 
 
 @pytest.mark.parametrize(
-    "n, first_step, averaged_steps",
-    [(2, 0, (5, 6)), (3, 0, (4, 5, 6)), (3, 5, (5, 6)), (3, 7, (6,)), (1, 0, (6,))],
+    "n, within, averaged_steps",
+    [(2, 1.0, (5, 6)), (3, 1.0, (4, 5, 6)), (3, 0.2, (5, 6)), (3, 0.05, (6,)), (1, 1.0, (6,))],
 )
-def test_average_checkpoints_takes_the_last_n_from_first_step(
-    resumed, tmp_path, n, first_step, averaged_steps
+def test_average_checkpoints_takes_the_last_n_within_the_window(
+    resumed, tmp_path, n, within, averaged_steps
 ):
     model_dir = str(tmp_path / "model")
     shutil.copytree(resumed.model_dir, model_dir)
-    prefix = average_checkpoints(model_dir, n, first_step)
+    prefix = average_checkpoints(model_dir, n, within)
     assert prefix == os.path.join(model_dir, AVERAGED, "ckpt-6")
     steps = [
         checkpoint_weights(model_dir, os.path.join(model_dir, CHECKPOINTS, f"ckpt-{s}"))
@@ -152,6 +152,12 @@ def test_average_checkpoints_takes_the_last_n_from_first_step(
     for i, actual in enumerate(checkpoint_weights(model_dir, prefix)):
         expected = sum(w[i].astype(np.float64) for w in steps) / len(steps)
         np.testing.assert_allclose(actual, expected, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("n, within", [(0, 1.0), (2, 0.0), (2, 1.5)])
+def test_average_checkpoints_rejects_a_bad_count_or_window(resumed, n, within):
+    with pytest.raises(ValueError):
+        average_checkpoints(resumed.model_dir, n, within)
 
 
 def test_resuming_never_rewrites_a_saved_checkpoint(resumed):
