@@ -119,21 +119,25 @@ class Machine:
 
 @dataclasses.dataclass(frozen=True)
 class DecodeLayout:
-    """How to decode: batches searched at a time and threads per TensorFlow op (0 = default)."""
+    """How to decode: batches searched at a time, threads per TensorFlow op (0 = default),
+    and whether TensorFlow's graph optimizer (Grappler) runs on the search's graph."""
 
     parallel_batches: int
     intra_threads: int
     reason: str
+    optimize_graphs: bool = True
 
     def summary(self) -> str:
-        """E.g. `2 batches at a time, 1 intra-op thread each (2 CPU cores, no GPU)`."""
+        """E.g. `2 batches at a time, 1 intra-op thread each, graph optimizer off (2 CPU
+        cores, no GPU)`."""
         batches = f"{self.parallel_batches} batch{'es' if self.parallel_batches > 1 else ''}"
         if self.intra_threads:
             plural = "s" if self.intra_threads > 1 else ""
             threads = f"{self.intra_threads} intra-op thread{plural} each"
         else:
             threads = "TensorFlow's default intra-op threads"
-        return f"{batches} at a time, {threads} ({self.reason})"
+        optimizer = "" if self.optimize_graphs else ", graph optimizer off"
+        return f"{batches} at a time, {threads}{optimizer} ({self.reason})"
 
 
 def _parse_cpuinfo(text: str) -> tuple[str, tuple[str, ...]]:
@@ -338,6 +342,11 @@ def decode_layout(
     4 -> 4 x 1, 8 -> 4 x 2, 16 -> 4 x 4; one core -> one batch, default threads. On a GPU,
     one batch at a time keeps the device busy; more would only compete for it.
 
+    Where each batch's ops run on one CPU thread, the search's graph (about 2,300 ops) runs
+    without TensorFlow's graph optimizer (Grappler): optimizing it costs about 0.3 s of every
+    new translator's first batch, and the fusions it makes do not speed up one-thread ops
+    (docs/performance.md). With more threads per op, or on a GPU, the fusions pay and it runs.
+
     A number given for either value is kept, and the other fits around it.
 
     Args:
@@ -351,7 +360,7 @@ def decode_layout(
     if machine.gpus:
         batches = 1 if parallel_batches == "auto" else int(parallel_batches)
         threads = 0 if intra_threads == "auto" else int(intra_threads)
-        return DecodeLayout(batches, threads, f"GPU {machine.gpus[0].name}")
+        return DecodeLayout(batches, threads, f"GPU {machine.gpus[0].name}", True)
     reason = f"{cores} CPU core{'s' if cores > 1 else ''}, no GPU"
     if parallel_batches == "auto" and intra_threads == "auto":
         threads = math.ceil(cores / MAX_PARALLEL_BATCHES)
@@ -364,7 +373,20 @@ def decode_layout(
         threads = max(1, cores // batches) if intra_threads == "auto" else int(intra_threads)
     if batches == 1 and intra_threads == "auto":
         threads = 0  # one batch: every core for each op
-    return DecodeLayout(batches, threads, reason)
+    return DecodeLayout(batches, threads, reason, optimize_graphs=threads != 1)
+
+
+def apply_decode_layout(layout: DecodeLayout) -> None:
+    """Sets up this process's TensorFlow to decode as `layout` says: its intra-op threads
+    (before any TensorFlow op runs) and, unless `layout.optimize_graphs`, no Grappler for the
+    functions it runs from then on. For processes that only decode (t2t-translate,
+    t2t-evaluate, t2t-serve): training keeps Grappler."""
+    import tensorflow as tf
+
+    if layout.intra_threads:
+        tf.config.threading.set_intra_op_parallelism_threads(layout.intra_threads)
+    if not layout.optimize_graphs:
+        tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
 
 
 def resolve_auto(cfg: Config, machine: Machine | None = None) -> Config:

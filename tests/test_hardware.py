@@ -3,10 +3,12 @@
 import logging
 
 import pytest
+import tensorflow as tf
 
 from t2t_lite.config import ConfigError, config_from_dict
 from t2t_lite.hardware import (
     Gpu,
+    apply_decode_layout,
     decode_layout,
     detect,
     machine_info,
@@ -190,7 +192,7 @@ def test_decode_layout_keeps_given_numbers():
     both = decode_layout(2, parallel_batches=3, intra_threads=2, machine=m)
     assert (both.parallel_batches, both.intra_threads) == (3, 2)
     assert decode_layout(2, machine=m).summary() == (
-        "2 batches at a time, 1 intra-op thread each (2 CPU cores, no GPU)"
+        "2 batches at a time, 1 intra-op thread each, graph optimizer off (2 CPU cores, no GPU)"
     )
 
 
@@ -198,7 +200,35 @@ def test_decode_layout_on_a_gpu():
     m = machine(gpus=[Gpu("A100", (8, 0))], cores=16)
     layout = decode_layout(machine=m)
     assert (layout.parallel_batches, layout.intra_threads) == (1, 0)
+    assert layout.optimize_graphs and "graph optimizer" not in layout.summary()
     assert decode_layout(parallel_batches=2, machine=m).parallel_batches == 2
+
+
+@pytest.mark.parametrize(
+    "cores, parallel_batches, intra_threads, optimize",
+    [(2, "auto", "auto", False), (4, 2, 1, False), (2, 1, "auto", True), (8, "auto", "auto", True)],
+)
+def test_decode_layout_turns_grappler_off_for_one_thread_ops(
+    cores, parallel_batches, intra_threads, optimize
+):
+    layout = decode_layout(cores, parallel_batches, intra_threads, machine=machine())
+    assert layout.optimize_graphs == optimize
+
+
+def test_apply_decode_layout(monkeypatch):
+    calls = []
+    monkeypatch.setattr(
+        tf.config.threading, "set_intra_op_parallelism_threads", lambda n: calls.append(n)
+    )
+    monkeypatch.setattr(tf.config.optimizer, "set_experimental_options", calls.append)
+    apply_decode_layout(decode_layout(2, machine=machine()))
+    assert calls == [1, {"disable_meta_optimizer": True}]
+    calls.clear()
+    apply_decode_layout(decode_layout(2, parallel_batches=1, machine=machine()))
+    assert calls == []  # TensorFlow's default threads and graph optimizer
+    calls.clear()
+    apply_decode_layout(decode_layout(machine=machine(gpus=[Gpu("A100", (8, 0))])))
+    assert calls == []
 
 
 def test_machine_info_and_line():

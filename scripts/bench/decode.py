@@ -104,13 +104,14 @@ def one_batch_at_a_time(args: argparse.Namespace) -> list[dict]:
 
 
 def _parallel_batches_worker(args, results):
-    """Worker process, so that TensorFlow starts with 1 intra-op thread: translates test2016
-    with `args.parallel_batches` batches of 32 at a time (t2t-translate --parallel_batches=N
-    --intra_threads=1). Each beam size is first timed cold, on a new translator, as
-    t2t-translate reports its own speed (tracing included), then warm."""
-    import tensorflow as tf
+    """Worker process, so that TensorFlow starts with 1 intra-op thread (and the graph
+    optimizer as `t2t-translate --parallel_batches=N --intra_threads=1` sets it): translates
+    test2016 with `args.parallel_batches` batches of 32 at a time. Each beam size is first
+    timed cold, on a new translator, as t2t-translate reports its own speed (tracing
+    included), then warm."""
+    from t2t_lite.hardware import apply_decode_layout, decode_layout
 
-    tf.config.threading.set_intra_op_parallelism_threads(1)
+    apply_decode_layout(decode_layout(parallel_batches=args.parallel_batches, intra_threads=1))
     src, ref = _test_set(args)
     system = f"t2t_lite ({args.parallel_batches} parallel batches x 1 intra-op thread)"
     for beam in (1, 4):

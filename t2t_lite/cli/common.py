@@ -224,21 +224,19 @@ def define_decoding_threads() -> None:
         )
 
 
-def apply_intra_threads() -> None:
+def apply_decoding_flags() -> None:
     """Resolves --parallel_batches and --intra_threads for this machine (the flags then hold
-    numbers) and sets TensorFlow's intra-op thread count; call before any TensorFlow op.
+    numbers) and sets TensorFlow up to decode that way (`t2t_lite.hardware.apply_decode_layout`:
+    intra-op threads, Grappler off on a CPU); call before any TensorFlow op.
 
     Given numbers are kept; "auto" follows `t2t_lite.hardware.decode_layout`.
     """
-    import tensorflow as tf
-
-    from t2t_lite.hardware import decode_layout
+    from t2t_lite.hardware import apply_decode_layout, decode_layout
 
     layout = decode_layout(
         parallel_batches=flags.FLAGS.parallel_batches, intra_threads=flags.FLAGS.intra_threads
     )
     flags.FLAGS.parallel_batches = layout.parallel_batches
     flags.FLAGS.intra_threads = layout.intra_threads
-    if layout.intra_threads:
-        tf.config.threading.set_intra_op_parallelism_threads(layout.intra_threads)
+    apply_decode_layout(layout)
     logging.info("decoding: %s", layout.summary())

@@ -33,7 +33,7 @@ flags.DEFINE_list(
 
 def main(argv):
     del argv
-    common.apply_intra_threads()
+    common.apply_decoding_flags()
     sources, references = read_parallel(FLAGS.src, FLAGS.ref)
     models, cfg, src_vocab, tgt_vocab, prefixes = load_ensemble(
         FLAGS.model_dir, FLAGS.checkpoint, FLAGS.ensemble

@@ -43,7 +43,7 @@ for _name in ("max_batch_sentences", "max_batch_tokens", "max_body_bytes", "max_
 
 def main(argv):
     del argv
-    common.apply_intra_threads()
+    common.apply_decoding_flags()
     from t2t_lite.inference.translator import Translator
     from t2t_lite.model_dir import load_model
     from t2t_lite.serve import server

@@ -155,7 +155,7 @@ def _decoding_options(decode, beam_size: int) -> dict:
 
 def main(argv):
     del argv
-    common.apply_intra_threads()
+    common.apply_decoding_flags()
     if FLAGS.engine == "ctranslate2":
         for name in ("ensemble", "alignments"):
             if FLAGS[name].present:
