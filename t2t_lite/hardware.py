@@ -1,4 +1,5 @@
-"""What this machine runs fast: the training precision and the decoding threads.
+"""What this machine runs fast: the training precision and the decoding layout (threads,
+graph optimizer).
 
 The facts come from `/proc/cpuinfo` (CPU model and the ISA flags in `ISA_FLAGS`; elsewhere the
 CPU is unknown and has none), the GPUs TensorFlow sees with their compute capability, and two
@@ -18,8 +19,8 @@ Intel Skylake to Ice Lake). float16 is fast on GPUs of compute capability 7.x an
 Example:
     >>> resolve_precision("auto")
     ('none', 'CPU without AVX512_BF16/AMX')
-    >>> decode_layout()
-    DecodeLayout(parallel_batches=2, intra_threads=1, reason='2 CPU cores, no GPU')
+    >>> decode_layout().summary()
+    '2 batches at a time, 1 intra-op thread each, graph optimizer off (2 CPU cores, no GPU)'
     >>> machine_line()
     'CPU AMD EPYC 7B12 (2 cores; avx2), TensorFlow 2.21.0, no GPU'
 """
@@ -345,7 +346,7 @@ def decode_layout(
     Where each batch's ops run on one CPU thread, the search's graph (about 2,300 ops) runs
     without TensorFlow's graph optimizer (Grappler): optimizing it costs about 0.3 s of every
     new translator's first batch, and the fusions it makes do not speed up one-thread ops
-    (docs/performance.md). With more threads per op, or on a GPU, the fusions pay and it runs.
+    (docs/tuning.md). With more threads per op, or on a GPU, the fusions pay and it runs.
 
     A number given for either value is kept, and the other fits around it.
 
@@ -360,7 +361,7 @@ def decode_layout(
     if machine.gpus:
         batches = 1 if parallel_batches == "auto" else int(parallel_batches)
         threads = 0 if intra_threads == "auto" else int(intra_threads)
-        return DecodeLayout(batches, threads, f"GPU {machine.gpus[0].name}", True)
+        return DecodeLayout(batches, threads, f"GPU {machine.gpus[0].name}")
     reason = f"{cores} CPU core{'s' if cores > 1 else ''}, no GPU"
     if parallel_batches == "auto" and intra_threads == "auto":
         threads = math.ceil(cores / MAX_PARALLEL_BATCHES)

@@ -227,7 +227,8 @@ def define_decoding_threads() -> None:
 def apply_decoding_flags() -> None:
     """Resolves --parallel_batches and --intra_threads for this machine (the flags then hold
     numbers) and sets TensorFlow up to decode that way (`t2t_lite.hardware.apply_decode_layout`:
-    intra-op threads, Grappler off on a CPU); call before any TensorFlow op.
+    intra-op threads, Grappler off where each op has one thread); call before any TensorFlow
+    op.
 
     Given numbers are kept; "auto" follows `t2t_lite.hardware.decode_layout`.
     """
