@@ -33,16 +33,50 @@ def greedy_batch_bounds(
 
 
 def length_batches(
-    indices: Sequence[int], lengths: Sequence[int], batch_tokens: int, max_batch_size: int = 0
+    indices: Sequence[int],
+    lengths: Sequence[int],
+    batch_tokens: int,
+    max_batch_size: int = 0,
+    parallel: int = 1,
 ) -> list[list[int]]:
     """Groups `indices` by similar length so each batch's padded size fits `batch_tokens`.
 
     Sentences are sorted by length (longest first, so the first batch shows the worst case;
-    equal lengths keep their order) and cut by `greedy_batch_bounds`.
+    equal lengths keep their order) and cut by `greedy_batch_bounds`. When `parallel`
+    batches run side by side, a count that is not a multiple of `parallel` leaves threads
+    idle while the last ones finish: the cut is then made with `balanced_budget`, into the
+    next multiple of `parallel` batches of even sizes.
     """
     order = sorted(range(len(indices)), key=lambda j: -lengths[j])
     sorted_lengths = [lengths[j] for j in order]
+    budget = balanced_budget(sorted_lengths, batch_tokens, max_batch_size, parallel)
     return [
         [indices[j] for j in order[start:end]]
-        for start, end in greedy_batch_bounds(sorted_lengths, batch_tokens, max_batch_size)
+        for start, end in greedy_batch_bounds(sorted_lengths, budget, max_batch_size)
     ]
+
+
+def balanced_budget(
+    sorted_lengths: Sequence[int], batch_tokens: int, max_batch_size: int, parallel: int
+) -> int:
+    """The budget that cuts `sorted_lengths` into `parallel`-sized rounds of even batches.
+
+    `batch_tokens` cuts them into some number of batches; rounded up to a multiple of
+    `parallel`, that is the target count, and the smallest budget whose cut makes at most the
+    target count spreads the tokens over the batches most evenly (the cut's largest batch is
+    as small as it can be). `batch_tokens` itself when its count already is a multiple, or
+    when there are fewer sentences than the target.
+    """
+
+    def count(budget: int) -> int:
+        return len(greedy_batch_bounds(sorted_lengths, budget, max_batch_size))
+
+    batches = count(batch_tokens)
+    target = -(-batches // parallel) * parallel
+    if batches == target or len(sorted_lengths) < target:
+        return batch_tokens
+    low, high = 0, batch_tokens  # count(low) > target >= count(high)
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if count(middle) <= target else (middle, high)
+    return high

@@ -421,7 +421,9 @@ class Translator:
             out, attention = (out[0], out[1].numpy()) if alignments else (out, None)
             return source, out.ids.numpy(), out.scores.numpy(), out.lengths.numpy(), attention
 
-        batches = length_batches(todo, [len(e) for e in encoded], batch_tokens, max_batch_size)
+        batches = length_batches(
+            todo, [len(e) for e in encoded], batch_tokens, max_batch_size, parallel_batches
+        )
         with ThreadPoolExecutor(max(1, min(parallel_batches, len(batches)))) as pool:
             # map() yields in batch order; results are unpacked here, in this thread.
             for batch, (source, ids, scores, out_lengths, attention) in zip(

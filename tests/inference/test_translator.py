@@ -63,7 +63,13 @@ def test_parallel_batches_give_the_same_results_in_order(translator):
         lines, beam_size=2, n_best=2, batch_tokens=40, parallel_batches=3
     )
     assert len({hyps[0].text for hyps in one}) >= 0.8 * len(lines)  # order is visible
-    assert three == one
+    # 3 at a time cuts the lines into other batches (a multiple of 3): the same hypotheses,
+    # scores equal up to the rounding of differently shaped batches.
+    assert [[(h.text, h.length) for h in hyps] for hyps in three] == [
+        [(h.text, h.length) for h in hyps] for hyps in one
+    ]
+    scores = [h.score for hyps in one for h in hyps]
+    assert [h.score for hyps in three for h in hyps] == pytest.approx(scores, rel=1e-5)
     assert translator.stats.sentences == len(lines) and translator.stats.target_tokens > 0
 
 
@@ -85,3 +91,27 @@ def test_length_batches_respect_budget_and_cover_everything():
         assert len(b) == 1 or len(b) * max(lengths[i] for i in b) <= 32
     capped = length_batches(list(range(8)), lengths, 1000, max_batch_size=3)
     assert [len(b) for b in capped] == [3, 3, 2]
+
+
+def test_length_batches_fill_the_last_round_of_parallel_batches():
+    # 50 sentences of 10 pieces, 200 tokens: 20 + 20 + 10, so with 2 batches at a time one
+    # thread would decode the last 10 alone; balanced, 4 batches of 13, 13, 13 and 11.
+    lengths = [10] * 50
+    assert [len(b) for b in length_batches(list(range(50)), lengths, 200)] == [20, 20, 10]
+    balanced = length_batches(list(range(50)), lengths, 200, parallel=2)
+    assert [len(b) for b in balanced] == [13, 13, 13, 11]
+    assert sorted(i for b in balanced for i in b) == list(range(50))
+    # Mixed lengths: a multiple of 3 batches, each within the budget, longest first.
+    lengths = [3 + (i * 7) % 29 for i in range(100)]
+    for parallel in (2, 3):
+        batches = length_batches(list(range(100)), lengths, 256, parallel=parallel)
+        assert len(batches) % parallel == 0
+        assert sorted(i for b in batches for i in b) == list(range(100))
+        widths = [max(lengths[i] for i in b) for b in batches]
+        assert widths == sorted(widths, reverse=True)
+        assert all(len(b) * w <= 256 for b, w in zip(batches, widths, strict=True))
+    # A count that is a multiple already, or fewer sentences than batches at a time: as cut.
+    assert length_batches(list(range(40)), [10] * 40, 200, parallel=2) == length_batches(
+        list(range(40)), [10] * 40, 200
+    )
+    assert length_batches([0], [10], 200, parallel=2) == [[0]]
