@@ -270,8 +270,10 @@ class Transformer(keras.Model):
             )
             logits = output_layer.logits(decoded.outputs)[:, 0, :]  # [B*K, 1, V] -> [B*K, V]
             if attention:
-                heads_mean = tf.reduce_mean(decoded.attention[:, :, 0, :], axis=1)
-                return logits, decoded.cache, heads_mean  # [B*K, H, 1, S] -> [B*K, S]
+                # [B, H, K, S] (the K beams of a sentence attend its memory row together)
+                heads_mean = tf.reduce_mean(decoded.attention, axis=1)  # -> [B, K, S]
+                source_length = tf.shape(decoded.attention)[-1]
+                return logits, decoded.cache, tf.reshape(heads_mean, [-1, source_length])
             return logits, decoded.cache
 
         return step, cache, memory

@@ -12,7 +12,7 @@ from t2t_lite.layers.dropout import Dropout
 def split_heads(x: tf.Tensor, num_heads: int, parts: int = 1) -> list[tf.Tensor]:
     """`[B, T, P * D] -> P x [B, H, T, D/H]`: the P projections packed in one tensor (queries,
     keys, values of a fused projection) come out with one transpose, not a split and P."""
-    batch, length = tf.shape(x)[0], tf.shape(x)[1]
+    batch, length, _ = tf.unstack(tf.shape(x), num=3)  # one op, no slices and constants
     depth = x.shape[-1] // (parts * num_heads)
     x = tf.reshape(x, [batch, length, parts, num_heads, depth])  # [B, T, P, H, D/H]
     x = tf.transpose(x, [2, 0, 3, 1, 4])  # -> [P, B, H, T, D/H]
@@ -21,20 +21,9 @@ def split_heads(x: tf.Tensor, num_heads: int, parts: int = 1) -> list[tf.Tensor]
 
 def merge_heads(x: tf.Tensor, d_model: int) -> tf.Tensor:
     """`[B, H, T, D/H] -> [B, T, D]`."""
-    batch, length = tf.shape(x)[0], tf.shape(x)[2]
+    batch, _, length, _ = tf.unstack(tf.shape(x), num=4)
     x = tf.transpose(x, [0, 2, 1, 3])  # [B, H, T, D/H] -> [B, T, H, D/H]
     return tf.reshape(x, [batch, length, d_model])  # -> [B, T, D]
-
-
-def _ungroup(weights: tf.Tensor, query_rows: tf.Tensor) -> tf.Tensor:
-    """Cross-attention probabilities of grouped queries back per query row:
-    `[B, H, K*T, S] -> [B*K, H, T, S]` (K = query_rows / B; a no-op reshape when K = 1)."""
-    shape = tf.shape(weights)
-    rows = shape[0]
-    k = query_rows // tf.maximum(rows, 1)
-    weights = tf.reshape(weights, [rows, shape[1], k, -1, shape[3]])  # [B, H, K, T, S]
-    weights = tf.transpose(weights, [0, 2, 1, 3, 4])  # -> [B, K, H, T, S]
-    return tf.reshape(weights, [query_rows, shape[1], -1, shape[3]])  # -> [B*K, H, T, S]
 
 
 class AttentionOutput(NamedTuple):
@@ -44,7 +33,9 @@ class AttentionOutput(NamedTuple):
         outputs: `[B, T, D]`.
         cache: self-attention given a cache: `{"keys", "values"}`, each `[B, H, t + T, D/H]`,
             the previous steps' keys/values with this call's appended; otherwise None.
-        weights: the attention probabilities `[B, H, T, S]`, float32, before dropout.
+        weights: the attention probabilities `[B, H, T, S]`, float32, before dropout; in
+            cross-attention with K query rows per memory row, as the K rows attended it
+            together: `[B, H, K*T, S]` (position `k*T + t` is row `b*K + k`'s position t).
     """
 
     outputs: tf.Tensor
@@ -138,7 +129,6 @@ class MultiHeadAttention(keras.layers.Layer):
         training=False,
     ) -> AttentionOutput:
         new_cache = None
-        query_shape = tf.shape(query)  # [B*K, T, D]
         if self.self_attention:
             q, k, v = split_heads(self.qkv_proj(query), self.num_heads, parts=3)  # [B, T, 3D]
             if cache is not None:
@@ -148,6 +138,7 @@ class MultiHeadAttention(keras.layers.Layer):
         else:
             k, v = memory_kv if memory_kv is not None else self.project_memory(memory)
             # The K query rows of one memory row attend it together, as K*T positions.
+            query_shape = tf.shape(query)  # [B*K, T, D]
             grouped = tf.reshape(query, [tf.shape(k)[0], -1, self.d_model])  # [B, K*T, D]
             (q,) = split_heads(self.q_proj(grouped), self.num_heads)
         # q, k, v: [B, H, T or K*T or S, D/H]
@@ -163,7 +154,6 @@ class MultiHeadAttention(keras.layers.Layer):
         outputs = self.out_proj(context)
         if not self.self_attention:
             outputs = tf.reshape(outputs, query_shape)  # [B, K*T, D] -> [B*K, T, D]
-            weights = _ungroup(weights, query_shape[0])  # -> [B*K, H, T, S]
         return AttentionOutput(outputs, new_cache, weights)
 
     def get_config(self):

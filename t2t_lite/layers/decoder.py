@@ -19,7 +19,8 @@ class DecoderOutput(NamedTuple):
             `{"keys", "values"}`, each `[B, H, t + T, D/H]`; the stack: a list with one per
             layer); otherwise None.
         attention: the (last) layer's attention probabilities over the memory
-            `[B, H, T, S]`, float32 (None only for a stack of zero layers).
+            `[B, H, T, S]`, float32 (None only for a stack of zero layers); with K query
+            rows per memory row (beam search), `[B, H, K*T, S]` (see `AttentionOutput`).
     """
 
     outputs: tf.Tensor

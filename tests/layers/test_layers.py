@@ -99,6 +99,23 @@ def test_cross_attention_with_precomputed_memory():
     np.testing.assert_allclose(direct.numpy(), cached.numpy(), atol=1e-6)
 
 
+def test_cross_attention_of_grouped_query_rows():
+    # K = 3 query rows per memory row (beams), row b*K + k attending memory row b: outputs
+    # and probabilities as if each row attended its memory row alone; the probabilities
+    # come grouped, [B, H, K*T, S].
+    mha = MultiHeadAttention(num_heads=2, d_model=8, self_attention=False)
+    queries = tf.random.stateless_normal([6, 1, 8], seed=[5, 6])  # [B*K, T, D]
+    mha(queries, memory=tf.tile(MEMORY, [3, 1, 1]))  # builds the layer
+    grouped = mha(queries, memory_kv=mha.project_memory(MEMORY))  # MEMORY: [B=2, S=7, D]
+    assert grouped.outputs.shape == [6, 1, 8] and grouped.weights.shape == [2, 2, 3, 7]
+    for row in range(6):
+        alone = mha(queries[row : row + 1], memory=MEMORY[row // 3 : row // 3 + 1])
+        np.testing.assert_allclose(grouped.outputs[row], alone.outputs[0], atol=1e-5)
+        np.testing.assert_allclose(
+            grouped.weights[row // 3, :, row % 3], alone.weights[0, :, 0], atol=1e-6
+        )
+
+
 def test_attention_and_decoder_return_one_structure():
     """Output, cache (None without one) and attention probabilities, whatever the call."""
     mha = MultiHeadAttention(num_heads=2, d_model=8)
