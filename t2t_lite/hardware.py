@@ -337,16 +337,18 @@ def decode_layout(
     each use the cores better than one batch whose ops are split (two batches of one thread
     are about 1.9x as fast as one batch of two threads on 2 cores). Beyond
     `MAX_PARALLEL_BATCHES` batches the extra cores go into each op instead: a chunk of lines
-    being translated (t2t-translate reads 1,000 at a time) makes only a few batches of 4,096
-    tokens, and each batch in flight holds its own search state. So `cores` CPU cores give
-    `ceil(cores / 4)` threads per op and `cores // threads` batches: 2 cores -> 2 x 1,
-    4 -> 4 x 1, 8 -> 4 x 2, 16 -> 4 x 4; one core -> one batch, default threads. On a GPU,
-    one batch at a time keeps the device busy; more would only compete for it.
+    being translated (t2t-translate reads 1,000 at a time) makes only a few batches of
+    `decode.batch_tokens` (2,048) tokens, and each batch in flight holds its own search
+    state. So `cores` CPU cores give `ceil(cores / 4)` threads per op and `cores // threads`
+    batches: 2 cores -> 2 x 1, 4 -> 4 x 1, 8 -> 4 x 2, 16 -> 4 x 4; one core -> one batch,
+    default threads. On a GPU, one batch at a time keeps the device busy; more would only
+    compete for it.
 
-    Where each batch's ops run on one CPU thread, the search's graph (about 2,300 ops) runs
-    without TensorFlow's graph optimizer (Grappler): optimizing it costs about 0.3 s of every
-    new translator's first batch, and the fusions it makes do not speed up one-thread ops
-    (docs/tuning.md). With more threads per op, or on a GPU, the fusions pay and it runs.
+    Where each batch's ops run on one CPU thread, the search's graph (about 1,800 ops at
+    beam 4) runs without TensorFlow's graph optimizer (Grappler): optimizing it costs about
+    0.3 s of every new translator's first batch, and the fusions it makes do not speed up
+    one-thread ops (docs/tuning.md). With more threads per op, or on a GPU, the fusions pay
+    and it runs.
 
     A number given for either value is kept, and the other fits around it.
 
