@@ -44,39 +44,31 @@ def length_batches(
     Sentences are sorted by length (longest first, so the first batch shows the worst case;
     equal lengths keep their order) and cut by `greedy_batch_bounds`. When `parallel`
     batches run side by side, a count that is not a multiple of `parallel` leaves threads
-    idle while the last ones finish: the cut is then made with `balanced_budget`, into the
-    next multiple of `parallel` batches of even sizes.
+    idle while the last ones finish: the sentences are then cut again into the next multiple
+    of `parallel` batches of even sizes, with the budget `smallest_budget` finds.
     """
     order = sorted(range(len(indices)), key=lambda j: -lengths[j])
     sorted_lengths = [lengths[j] for j in order]
-    budget = balanced_budget(sorted_lengths, batch_tokens, max_batch_size, parallel)
-    return [
-        [indices[j] for j in order[start:end]]
-        for start, end in greedy_batch_bounds(sorted_lengths, budget, max_batch_size)
-    ]
+    bounds = greedy_batch_bounds(sorted_lengths, batch_tokens, max_batch_size)
+    target = -(-len(bounds) // parallel) * parallel
+    if len(bounds) < target <= len(sorted_lengths):
+        budget = smallest_budget(sorted_lengths, target, batch_tokens, max_batch_size)
+        bounds = greedy_batch_bounds(sorted_lengths, budget, max_batch_size)
+    return [[indices[j] for j in order[start:end]] for start, end in bounds]
 
 
-def balanced_budget(
-    sorted_lengths: Sequence[int], batch_tokens: int, max_batch_size: int, parallel: int
+def smallest_budget(
+    sorted_lengths: Sequence[int], batches: int, batch_tokens: int, max_batch_size: int
 ) -> int:
-    """The budget that cuts `sorted_lengths` into `parallel`-sized rounds of even batches.
-
-    `batch_tokens` cuts them into some number of batches; rounded up to a multiple of
-    `parallel`, that is the target count, and the smallest budget whose cut makes at most the
-    target count spreads the tokens over the batches most evenly (the cut's largest batch is
-    as small as it can be). `batch_tokens` itself when its count already is a multiple, or
-    when there are fewer sentences than the target.
-    """
-
-    def count(budget: int) -> int:
-        return len(greedy_batch_bounds(sorted_lengths, budget, max_batch_size))
-
-    batches = count(batch_tokens)
-    target = -(-batches // parallel) * parallel
-    if batches == target or len(sorted_lengths) < target:
-        return batch_tokens
-    low, high = 0, batch_tokens  # count(low) > target >= count(high)
+    """The smallest budget whose `greedy_batch_bounds` cut makes at most `batches` batches,
+    found by bisection below `batch_tokens` (whose cut must make no more): the cut that
+    spreads the tokens most evenly over that many batches, its largest as small as it can
+    be."""
+    low, high = 0, batch_tokens  # too small, small enough
     while high - low > 1:
         middle = (low + high) // 2
-        low, high = (low, middle) if count(middle) <= target else (middle, high)
+        if len(greedy_batch_bounds(sorted_lengths, middle, max_batch_size)) <= batches:
+            high = middle
+        else:
+            low = middle
     return high
