@@ -36,11 +36,10 @@ def dense_2d(
         y = tf.nn.bias_add(y, tf.cast(bias, x.dtype))
     if activation is not None:
         y = activation(y)
-    if x.shape.rank is None:
-        return tf.reshape(y, tf.concat([tf.shape(x)[:-1], [units]], 0))  # -> [..., U]
-    # The leading sizes unstacked from one Shape op: fewer ops in a traced graph than a slice
-    # and a concat (the decoding step calls this 20 times or more).
-    return tf.reshape(y, tf.unstack(tf.shape(x), num=x.shape.rank)[:-1] + [units])
+    # The leading sizes unstacked from one Shape op (the rank is known, as the flatten above
+    # needs): fewer ops in a traced graph than a slice and a concat; a decoding step calls
+    # this 20 times or more.
+    return tf.reshape(y, tf.unstack(tf.shape(x), num=x.shape.rank)[:-1] + [units])  # [..., U]
 
 
 @keras.saving.register_keras_serializable(package="t2t_lite")
