@@ -195,9 +195,9 @@ class DecodeConfig:
     # Maximum output length = max_length_a * source_length + max_length_b.
     max_length_a: float = 1.5
     max_length_b: int = 10
-    # Source tokens per batch. 2,048 makes about 9 batches of Multi30k's 1,000-sentence test
-    # set, which 2 batches at a time share out evenly (4,096: 5, the last one decoded alone
-    # while the other thread idles): 5% more sentences/s at beam 4 on 2 cores (docs/tuning.md).
+    # Source tokens per batch (at most; parallel batches are cut evenly below it). 2,048 makes
+    # about 10 batches of Multi30k's 1,000-sentence test set, 4,096 about 5: 2,048 measured 5%
+    # more sentences/s at beam 4 on 2 cores (docs/tuning.md).
     batch_tokens: int = 2048
     n_best: int = 1
     # Batches searched at the same time, each in its own thread (CTranslate2's inter_threads).
