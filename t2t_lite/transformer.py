@@ -259,7 +259,7 @@ class Transformer(keras.Model):
         output_layer = self.output_layer().for_steps(self.compute_dtype)
 
         def step(ids, position, cache, memory):
-            x = self.target_embedding(ids[:, tf.newaxis])  # [B*K] -> [B*K, 1, D]
+            x = self.target_embedding(tf.expand_dims(ids, 1))  # [B*K] -> [B*K, 1, D]
             decoded = self.decoder(
                 x,
                 memory_mask=memory["mask"],

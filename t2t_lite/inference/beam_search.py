@@ -61,6 +61,7 @@ import tensorflow as tf
 from t2t_lite.constants import PAD_ID
 from t2t_lite.inference.constraints import Constraints, TargetPrefix, constrained_log_probs
 from t2t_lite.inference.sampling import Sampling, sample_tokens, uniform_noise
+from t2t_lite.layers.shapes import sizes
 
 __all__ = [
     "NEG_INF",
@@ -175,15 +176,12 @@ def tile_beam(tensor_nest: Any, beam_size: int) -> Any:
 
 def flatten_beam(tensor: tf.Tensor) -> tf.Tensor:
     """Merges the batch and beam axes: [B, K, ...] -> [B*K, ...]."""
-    shape = tf.shape(tensor)
-    return tf.reshape(tensor, tf.concat([[-1], shape[2:]], axis=0))  # [B, K, ...] -> [B*K, ...]
+    return tf.reshape(tensor, [-1] + sizes(tensor, 2))  # [B, K, ...] -> [B*K, ...]
 
 
 def unflatten_beam(tensor: tf.Tensor, beam_size: int) -> tf.Tensor:
     """Splits the batch and beam axes: [B*K, ...] -> [B, K, ...]."""
-    shape = tf.shape(tensor)
-    new_shape = tf.concat([[-1, beam_size], shape[1:]], axis=0)
-    return tf.reshape(tensor, new_shape)  # [B*K, ...] -> [B, K, ...]
+    return tf.reshape(tensor, [-1, beam_size] + sizes(tensor, 1))  # [B*K, ...] -> [B, K, ...]
 
 
 def gather_beams(tensor_nest: Any, beam_indices: tf.Tensor) -> Any:
@@ -220,7 +218,7 @@ def gather_flat_beams(
     """
     if sentences is None:
         sentences = tf.range(tf.shape(beam_indices)[0])
-    offsets = sentences[:, tf.newaxis] * beam_size  # [B', 1]
+    offsets = tf.expand_dims(sentences, 1) * beam_size  # [B', 1]
     flat_indices = tf.reshape(beam_indices + offsets, [-1])  # [B', M] -> [B'*M]
     return tf.nest.map_structure(lambda t: tf.gather(t, flat_indices, axis=0), tensor_nest)
 
@@ -249,11 +247,10 @@ def top_k(values: tf.Tensor, k: int, chunk: int = 64) -> tuple[tf.Tensor, tf.Ten
     if width % chunk:
         padding = [[0, 0], [0, chunk - width % chunk]]
         values = tf.pad(values, padding, constant_values=float("-inf"))
-    rows = tf.shape(values)[0]
-    chunks = tf.reshape(values, [rows, -1, chunk])  # [R, M/chunk, chunk]
+    chunks = tf.reshape(values, [-1, values.shape[-1] // chunk, chunk])  # [R, M/chunk, chunk]
     _, picked = tf.math.top_k(tf.reduce_max(chunks, axis=2), k=k)  # [R, k]
     picked = tf.sort(picked, axis=1)  # index order, so that ties resolve as in one top_k
-    candidates = tf.reshape(tf.gather(chunks, picked, batch_dims=1), [rows, k * chunk])
+    candidates = tf.reshape(tf.gather(chunks, picked, batch_dims=1), [-1, k * chunk])
     best, within = tf.math.top_k(candidates, k=k)  # [R, k]
     indices = tf.gather(picked, within // chunk, batch_dims=1) * chunk + within % chunk
     return best, indices
@@ -293,8 +290,7 @@ def _can_improve(
 def _to_beams(per_row: tf.Tensor, beam_size: int) -> tf.Tensor:
     """[B, R, ...] -> [B, K, ...]: at step 0 the one row of a sentence stands for its K beams
     (R = 1); a no-op when R = K."""
-    shape = tf.shape(per_row)
-    return tf.broadcast_to(per_row, tf.concat([shape[:1], [beam_size], shape[2:]], axis=0))
+    return tf.broadcast_to(per_row, sizes(per_row, 0, 1) + [beam_size] + sizes(per_row, 2))
 
 
 def _pad_to(tensor: tf.Tensor, axis: int, size: tf.Tensor, value=0) -> tf.Tensor:
@@ -307,7 +303,7 @@ def _pad_to(tensor: tf.Tensor, axis: int, size: tf.Tensor, value=0) -> tf.Tensor
 def _hand_over(decided: _Decided, state: BeamState, leaving: tf.Tensor) -> _Decided:
     """`decided` with the finished hypotheses of the state's rows `leaving` [L] written to
     their sentences' rows."""
-    rows = tf.gather(state.sentences, leaving)[:, tf.newaxis]  # [L, 1]
+    rows = tf.expand_dims(tf.gather(state.sentences, leaving), 1)  # [L, 1]
 
     def put(into, values, axis=None, value=0):
         values = tf.gather(values, leaving)
@@ -501,7 +497,7 @@ def beam_search(
         log_probs = _to_beams(unflatten_beam(log_probs, rows), k)  # [B'*R, V] -> [B', K, V]
 
         # 2K best (beam, token) continuations of the alive beams.
-        total = state.alive_log_probs[:, :, tf.newaxis] + log_probs  # [B', K, V]
+        total = tf.expand_dims(state.alive_log_probs, 2) + log_probs  # [B', K, V]
         total = tf.reshape(total, [-1, k * vocab_size])  # [B', K, V] -> [B', K*V]
         if sampling is None:
             cand_log_probs, cand_indices = top_k(total, k=2 * k)  # [B', 2K]
@@ -514,7 +510,7 @@ def beam_search(
         cand_tokens = cand_indices % vocab_size  # [B', 2K]
 
         # At its maximum length a sentence may only end: replace its candidates.
-        at_max = (step + 1 >= max_lengths)[:, tf.newaxis]  # [B', 1]
+        at_max = tf.expand_dims(step + 1 >= max_lengths, 1)  # [B', 1]
         eos_log_probs = state.alive_log_probs + log_probs[:, :, eos_id]  # [B', K]
         forced_log_probs = tf.concat(
             [eos_log_probs, tf.fill(tf.shape(eos_log_probs), NEG_INF)], axis=1
@@ -526,7 +522,7 @@ def beam_search(
         cand_ends = tf.equal(cand_tokens, eos_id)  # [B', 2K]
         cand_finishes = cand_ends & in_top_k & (cand_log_probs > NEG_INF)  # [B', 2K]
         cand_ids = tf.concat(
-            [gather_beams(state.alive_ids, cand_beams), cand_tokens[:, :, tf.newaxis]], axis=2
+            [gather_beams(state.alive_ids, cand_beams), tf.expand_dims(cand_tokens, 2)], axis=2
         )  # [B', 2K, 2 + t]
 
         # New alive beams: the K best candidates that do not end with EOS.
@@ -536,7 +532,7 @@ def beam_search(
         parents = tf.gather(cand_beams, alive_picks, batch_dims=1)  # [B', K]
         if with_attention:
             extended = tf.concat(
-                [state.alive_attention, step_attention[:, :, tf.newaxis]], axis=2
+                [state.alive_attention, tf.expand_dims(step_attention, 2)], axis=2
             )  # [B', K, t + 1, S]
             cand_attention = gather_beams(extended, cand_beams)  # [B', 2K, t + 1, S]
             alive_attention = gather_beams(cand_attention, alive_picks)  # [B', K, t + 1, S]

@@ -7,23 +7,30 @@ import tensorflow as tf
 
 from t2t_lite.layers.dense import Dense
 from t2t_lite.layers.dropout import Dropout
+from t2t_lite.layers.shapes import leading_sizes
 
 
 def split_heads(x: tf.Tensor, num_heads: int, parts: int = 1) -> list[tf.Tensor]:
     """`[B, T, P * D] -> P x [B, H, T, D/H]`: the P projections packed in one tensor (queries,
     keys, values of a fused projection) come out with one transpose, not a split and P."""
-    batch, length, _ = tf.unstack(tf.shape(x), num=3)  # one op, no slices and constants
     depth = x.shape[-1] // (parts * num_heads)
-    x = tf.reshape(x, [batch, length, parts, num_heads, depth])  # [B, T, P, H, D/H]
+    x = tf.reshape(x, leading_sizes(x) + [parts, num_heads, depth])  # [B, T, P, H, D/H]
     x = tf.transpose(x, [2, 0, 3, 1, 4])  # -> [P, B, H, T, D/H]
     return tf.unstack(x, num=parts)  # slices of the first axis: no copies
 
 
-def merge_heads(x: tf.Tensor, d_model: int) -> tf.Tensor:
-    """`[B, H, T, D/H] -> [B, T, D]`."""
-    batch, _, length, _ = tf.unstack(tf.shape(x), num=4)
+def group_heads(x: tf.Tensor, rows: tf.Tensor, num_heads: int) -> tf.Tensor:
+    """`[R*K, T, D] -> [R, H, K*T, D/H]`: the K rows of each group as K*T positions of one."""
+    depth = x.shape[-1] // num_heads
+    x = tf.reshape(x, [rows, -1, num_heads, depth])  # [R, K*T, H, D/H]
+    return tf.transpose(x, [0, 2, 1, 3])  # -> [R, H, K*T, D/H]
+
+
+def merge_heads(x: tf.Tensor, query: tf.Tensor, d_model: int) -> tf.Tensor:
+    """`[B, H, T, D/H] -> [B, T, D]` with the leading sizes of `query` `[B, T, ...]`; undoes
+    `group_heads` too: `[R, H, K*T, D/H] -> [R*K, T, D]` for a query `[R*K, T, ...]`."""
     x = tf.transpose(x, [0, 2, 1, 3])  # [B, H, T, D/H] -> [B, T, H, D/H]
-    return tf.reshape(x, [batch, length, d_model])  # -> [B, T, D]
+    return tf.reshape(x, leading_sizes(query) + [d_model])  # -> [B, T, D]
 
 
 class AttentionOutput(NamedTuple):
@@ -138,9 +145,8 @@ class MultiHeadAttention(keras.layers.Layer):
         else:
             k, v = memory_kv if memory_kv is not None else self.project_memory(memory)
             # The K query rows of one memory row attend it together, as K*T positions.
-            query_shape = tf.shape(query)  # [B*K, T, D]
-            grouped = tf.reshape(query, [tf.shape(k)[0], -1, self.d_model])  # [B, K*T, D]
-            (q,) = split_heads(self.q_proj(grouped), self.num_heads)
+            memory_rows = tf.unstack(tf.shape(k), num=4)[0]  # B
+            q = group_heads(self.q_proj(query), memory_rows, self.num_heads)  # [B, H, K*T, D/H]
         # q, k, v: [B, H, T or K*T or S, D/H]
         logits = tf.matmul(q, k, transpose_b=True)  # [B, H, T, S]
         # Softmax in float32 under mixed precision. The 1/sqrt(D/H) scaling is applied to
@@ -150,11 +156,8 @@ class MultiHeadAttention(keras.layers.Layer):
             logits = tf.where(attention_mask, logits, tf.float32.min)
         weights = tf.nn.softmax(logits, axis=-1)
         dropped = self.dropout_layer(tf.cast(weights, v.dtype), training=training)
-        context = merge_heads(tf.matmul(dropped, v), self.d_model)  # [B, H, T, D/H] -> [B, T, D]
-        outputs = self.out_proj(context)
-        if not self.self_attention:
-            outputs = tf.reshape(outputs, query_shape)  # [B, K*T, D] -> [B*K, T, D]
-        return AttentionOutput(outputs, new_cache, weights)
+        context = merge_heads(tf.matmul(dropped, v), query, self.d_model)  # -> [B, T, D]
+        return AttentionOutput(self.out_proj(context), new_cache, weights)
 
     def get_config(self):
         config = super().get_config()

@@ -154,10 +154,8 @@ class Decoder(StackLayer):
 
     def initial_cache(self, batch_size, dtype=tf.float32) -> list[dict[str, tf.Tensor]]:
         """Empty self-attention caches: per layer, keys and values `[B, H, 0, D/H]`."""
-        shape = [batch_size, self.num_heads, 0, self.d_model // self.num_heads]
-        return [
-            {"keys": tf.zeros(shape, dtype), "values": tf.zeros(shape, dtype)} for _ in self.blocks
-        ]
+        empty = tf.zeros([batch_size, self.num_heads, 0, self.d_model // self.num_heads], dtype)
+        return [{"keys": empty, "values": empty} for _ in self.blocks]
 
     def project_memory(self, memory) -> list[tuple[tf.Tensor, tf.Tensor]]:
         """Per layer, the memory keys and values `[B, H, S, D/H]`; computed once per sentence."""

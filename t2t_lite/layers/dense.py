@@ -5,6 +5,8 @@ from collections.abc import Callable
 import keras
 import tensorflow as tf
 
+from t2t_lite.layers.shapes import leading_sizes
+
 
 def dense_2d(
     x: tf.Tensor,
@@ -36,10 +38,7 @@ def dense_2d(
         y = tf.nn.bias_add(y, tf.cast(bias, x.dtype))
     if activation is not None:
         y = activation(y)
-    # The leading sizes unstacked from one Shape op (the rank is known, as the flatten above
-    # needs): fewer ops in a traced graph than a slice and a concat; a decoding step calls
-    # this 20 times or more.
-    return tf.reshape(y, tf.unstack(tf.shape(x), num=x.shape.rank)[:-1] + [units])  # [..., U]
+    return tf.reshape(y, leading_sizes(x) + [units])  # [..., U]
 
 
 @keras.saving.register_keras_serializable(package="t2t_lite")

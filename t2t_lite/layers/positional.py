@@ -15,7 +15,7 @@ def sinusoids(positions: tf.Tensor, depth: int) -> tf.Tensor:
     half = depth // 2
     log_increment = math.log(10000.0) / max(half - 1, 1)
     inv_freq = tf.exp(tf.range(half, dtype=tf.float32) * -log_increment)  # [D/2]
-    angles = positions[:, tf.newaxis] * inv_freq[tf.newaxis, :]  # [T, D/2]
+    angles = tf.expand_dims(positions, 1) * inv_freq  # [T, 1] x [D/2] -> [T, D/2]
     return tf.concat([tf.sin(angles), tf.cos(angles)], axis=1)  # [T, D]
 
 
@@ -44,7 +44,7 @@ class SinusoidalPositionalEncoding(keras.layers.Layer):
         depth = inputs.shape[-1]
         if depth is None or depth % 2:
             raise ValueError(f"position encoding needs an even, static last dimension, got {depth}")
-        length = tf.shape(inputs)[1]
+        length = inputs.shape[1] or tf.shape(inputs)[1]  # static in a decoding step
         positions = tf.cast(tf.range(length) + offset, tf.float32)  # [T]
         encoding = sinusoids(positions, depth)  # [T, D]
-        return inputs + tf.cast(encoding, inputs.dtype)[tf.newaxis]
+        return inputs + tf.cast(encoding, inputs.dtype)  # [B, T, D] + [T, D]

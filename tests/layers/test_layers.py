@@ -297,3 +297,12 @@ def test_dense_and_layer_norm_match_keras(policy):
                 rtol=tolerance,
                 atol=tolerance,
             )
+
+
+def test_layer_norm_inference_path_is_the_training_path_forward():
+    """`training=False` skips the gradient wrapper; the output is the same, bit for bit."""
+    x = tf.random.stateless_normal([3, 5, 8], seed=[9, 10]) * 3 + 1
+    norm = LayerNormalization(epsilon=1e-6)
+    norm.build(x.shape)
+    norm.set_weights([w + 0.1 * (i + 1) for i, w in enumerate(norm.get_weights())])
+    np.testing.assert_array_equal(norm(x, training=False).numpy(), norm(x, training=True).numpy())
