@@ -344,7 +344,7 @@ def decode_layout(
     default threads. On a GPU, one batch at a time keeps the device busy; more would only
     compete for it.
 
-    Where each batch's ops run on one CPU thread, the search's graph (about 1,800 ops at
+    Where each batch's ops run on one CPU thread, the search's graph (about 1,500 ops at
     beam 4) runs without TensorFlow's graph optimizer (Grappler): optimizing it costs about
     0.3 s of every new translator's first batch, and the fusions it makes do not speed up
     one-thread ops (docs/tuning.md). With more threads per op, or on a GPU, the fusions pay

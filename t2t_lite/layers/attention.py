@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from t2t_lite.layers.dense import Dense
 from t2t_lite.layers.dropout import Dropout
-from t2t_lite.layers.shapes import leading_sizes
+from t2t_lite.layers.shapes import leading_sizes, sizes
 
 
 def split_heads(x: tf.Tensor, num_heads: int, parts: int = 1) -> list[tf.Tensor]:
@@ -145,7 +145,7 @@ class MultiHeadAttention(keras.layers.Layer):
         else:
             k, v = memory_kv if memory_kv is not None else self.project_memory(memory)
             # The K query rows of one memory row attend it together, as K*T positions.
-            memory_rows = tf.unstack(tf.shape(k), num=4)[0]  # B
+            (memory_rows,) = sizes(k, 0, 1)  # B
             q = group_heads(self.q_proj(query), memory_rows, self.num_heads)  # [B, H, K*T, D/H]
         # q, k, v: [B, H, T or K*T or S, D/H]
         logits = tf.matmul(q, k, transpose_b=True)  # [B, H, T, S]
