@@ -33,6 +33,26 @@ def merge_heads(x: tf.Tensor, query: tf.Tensor, d_model: int) -> tf.Tensor:
     return tf.reshape(x, leading_sizes(query) + [d_model])  # -> [B, T, D]
 
 
+def attention_matmul(
+    x: tf.Tensor, y: tf.Tensor, adjoint_b: bool = False, one_query: bool = False
+) -> tf.Tensor:
+    """`x @ y` (`y` transposed with `adjoint_b`) over the leading axes `[B, H]`: the scores
+    `[B, H, T, D/H] x [B, H, S, D/H]^T -> [B, H, T, S]` or the context
+    `[B, H, T, S] x [B, H, S, D/H] -> [B, H, T, D/H]`.
+
+    `one_query` marks a decoding step, where each row has one query position (T = 1, or the
+    K beams of a memory row grouped, T = K). In float32 such products run TensorFlow's own
+    batched matmul kernel (`BatchMatMulV3`), which oneDNN leaves alone where it rewrites
+    `BatchMatMulV2`: for B*H pairs of tiny matrices oneDNN's kernel takes 1.3 to 2.7 times as
+    long and builds a new primitive for each new shape. Longer queries (the encoder,
+    training, scoring) and bfloat16 keep `tf.linalg.matmul`: there TensorFlow's kernel is
+    several times slower (docs/tuning.md).
+    """
+    if one_query and x.dtype == tf.float32:
+        return tf.raw_ops.BatchMatMulV3(x=x, y=y, Tout=tf.float32, adj_y=adjoint_b)
+    return tf.linalg.matmul(x, y, adjoint_b=adjoint_b)
+
+
 class AttentionOutput(NamedTuple):
     """What `MultiHeadAttention` returns, whatever the arguments.
 
@@ -148,7 +168,8 @@ class MultiHeadAttention(keras.layers.Layer):
             (memory_rows,) = sizes(k, 0, 1)  # B
             q = group_heads(self.q_proj(query), memory_rows, self.num_heads)  # [B, H, K*T, D/H]
         # q, k, v: [B, H, T or K*T or S, D/H]
-        logits = tf.matmul(q, k, transpose_b=True)  # [B, H, T, S]
+        one_query = not training and query.shape[1] == 1  # a decoding step
+        logits = attention_matmul(q, k, adjoint_b=True, one_query=one_query)  # [B, H, T, S]
         # Softmax in float32 under mixed precision. The 1/sqrt(D/H) scaling is applied to
         # the logits rather than to the (usually larger) queries: T x S against T x D/H.
         logits = tf.cast(logits, tf.float32) * (self.d_model // self.num_heads) ** -0.5
@@ -156,7 +177,9 @@ class MultiHeadAttention(keras.layers.Layer):
             logits = tf.where(attention_mask, logits, tf.float32.min)
         weights = tf.nn.softmax(logits, axis=-1)
         dropped = self.dropout_layer(tf.cast(weights, v.dtype), training=training)
-        context = merge_heads(tf.matmul(dropped, v), query, self.d_model)  # -> [B, T, D]
+        context = merge_heads(
+            attention_matmul(dropped, v, one_query=one_query), query, self.d_model
+        )  # -> [B, T, D]
         return AttentionOutput(self.out_proj(context), new_cache, weights)
 
     def get_config(self):

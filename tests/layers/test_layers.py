@@ -19,6 +19,7 @@ from t2t_lite.layers import (
     TokenEmbedding,
     masks,
 )
+from t2t_lite.layers.attention import attention_matmul
 from t2t_lite.layers.feed_forward import HIDDEN_PADDING, hidden_width
 from t2t_lite.layers.positional import sinusoids
 from tests.helpers import run_serialization_test
@@ -78,6 +79,57 @@ def test_attention_weights_sum_to_one():
     assert weights.shape == [2, 2, 5, 5]
     np.testing.assert_allclose(tf.reduce_sum(weights, -1).numpy(), 1.0, atol=1e-6)
     assert np.all(np.triu(weights.numpy()[0, 0], k=1) == 0)
+
+
+@pytest.mark.parametrize("one_query", [False, True])
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_attention_matmul_kernel_by_query_and_dtype(dtype, one_query):
+    """A float32 decoding step runs BatchMatMulV3 (TensorFlow's kernel), everything else
+    `tf.linalg.matmul` (BatchMatMulV2); both give the same products."""
+    q = tf.cast(tf.random.stateless_normal([3, 2, 4, 8], seed=[7, 8]), dtype)  # [B, H, T, D]
+    k = tf.cast(tf.random.stateless_normal([3, 2, 6, 8], seed=[9, 9]), dtype)  # [B, H, S, D]
+    graph = tf.function(lambda a, b: attention_matmul(a, b, adjoint_b=True, one_query=one_query))
+    ops = {op.type for op in graph.get_concrete_function(q, k).graph.get_operations()}
+    v3 = one_query and dtype == "float32"
+    assert ("BatchMatMulV3" in ops) == v3 and ("BatchMatMulV2" in ops) != v3
+    scores = attention_matmul(q, k, adjoint_b=True, one_query=one_query)
+    assert scores.dtype == dtype and scores.shape == [3, 2, 4, 6]
+    as_float = [t.numpy().astype(np.float32) for t in (q, k)]
+    tolerance = 1e-5 if dtype == "float32" else 0.1
+    np.testing.assert_allclose(
+        tf.cast(scores, tf.float32),
+        np.einsum("bhtd,bhsd->bhts", *as_float),
+        rtol=tolerance,
+        atol=tolerance,
+    )
+    context = attention_matmul(scores, k, one_query=one_query)  # [B, H, T, S] x [B, H, S, D]
+    np.testing.assert_allclose(
+        tf.cast(context, tf.float32),
+        np.einsum("bhts,bhsd->bhtd", tf.cast(scores, tf.float32).numpy(), as_float[1]),
+        rtol=tolerance,
+        atol=tolerance * 10,
+    )
+
+
+@pytest.mark.parametrize("self_attention", [True, False])
+def test_only_inference_steps_use_the_small_product_kernel(self_attention):
+    """A decoding step's query `[B, 1, D]` in inference: BatchMatMulV3; training, and
+    queries of several or unknown positions: BatchMatMulV2."""
+    mha = MultiHeadAttention(num_heads=2, d_model=8, self_attention=self_attention)
+    memory = None if self_attention else MEMORY
+    mha(X, memory=memory)  # builds the layer
+    cache = {"keys": tf.zeros([2, 2, 3, 4]), "values": tf.zeros([2, 2, 3, 4])}
+
+    def kernels(query_shape, training, step=False):
+        step_cache = cache if step and self_attention else None
+        call = tf.function(lambda x: mha(x, memory=memory, cache=step_cache, training=training))
+        graph = call.get_concrete_function(tf.TensorSpec(query_shape, tf.float32)).graph
+        return {op.type for op in graph.get_operations() if op.type.startswith("BatchMatMul")}
+
+    assert kernels([2, 1, 8], False, step=True) == {"BatchMatMulV3"}
+    assert kernels([2, 1, 8], True, step=True) == {"BatchMatMulV2"}
+    assert kernels([2, None, 8], False) == {"BatchMatMulV2"}
+    assert kernels([2, 5, 8], False) == {"BatchMatMulV2"}
 
 
 def test_self_attention_cache_grows_one_step_at_a_time():
