@@ -43,8 +43,8 @@ def attention_matmul(
     `one_query` marks a decoding step, where each row has one query position (T = 1, or the
     K beams of a memory row grouped, T = K). In float32 such products run TensorFlow's own
     batched matmul kernel (`BatchMatMulV3`), which oneDNN leaves alone where it rewrites
-    `BatchMatMulV2`: for B*H pairs of tiny matrices oneDNN's kernel takes 1.3 to 2.7 times as
-    long and builds a new primitive for each new shape. Longer queries (the encoder,
+    `BatchMatMulV2`: for B*H pairs of tiny matrices oneDNN's kernel mostly takes 1.3 to 2.7
+    times as long and builds a new primitive for each new shape. Longer queries (the encoder,
     training, scoring) and bfloat16 keep `tf.linalg.matmul`: there TensorFlow's kernel is
     several times slower (docs/tuning.md).
     """
