@@ -9,12 +9,17 @@ AVX2-only one (there an explicit bfloat16 is refused: TensorFlow would crash);
 `TF_ENABLE_ONEDNN_OPTS=0` turns oneDNN off, leaving bfloat16 to Eigen, which
 emulates it.
 
-bfloat16 is fast only where the hardware computes in it: x86 CPUs with AVX512_BF16 (AMD Zen 4
-and newer, Intel Cooper Lake) or AMX-BF16 (Intel Sapphire Rapids and newer), and GPUs of
-compute capability 8.0 or more. Elsewhere TensorFlow converts to float32 and back around
-every op, and training is about 25% slower than in float32 (AVX2-only CPUs: AMD Zen 2 and 3,
-Intel Skylake to Ice Lake). float16 is fast on GPUs of compute capability 7.x and later
-(with loss scaling).
+bfloat16 can be fast only where the hardware computes in it: x86 CPUs with AVX512_BF16 (AMD
+Zen 4 and newer, Intel Cooper Lake and newer) or AMX-BF16 (Intel Sapphire Rapids and newer),
+and GPUs of compute capability 8.0 or more. Elsewhere TensorFlow converts to float32 and back
+around every op, and training is about 25% slower than in float32 (AVX2-only CPUs: AMD Zen 2
+and 3, Intel Skylake to Ice Lake). The instructions alone do not make it fast: on an AMD Zen 4
+oneDNN's bfloat16 matmuls run at about 1.9x its float32 ones, on an Intel Xeon whose AMX is
+not exposed (AVX512_BF16 and AVX512_FP16 without AMX flags, as in some virtual machines) at
+about 0.5x. So on a CPU with bfloat16 instructions, "auto" times both (`bf16_matmul_speedup`,
+about 0.3 s once per process) and takes bfloat16 only where its matmuls run at least
+`BF16_MIN_MATMUL_SPEEDUP` times float32's. float16 is fast on GPUs of compute capability 7.x
+and later (with loss scaling).
 
 Example:
     >>> resolve_precision("auto")
@@ -70,6 +75,11 @@ _ONEDNN_ISA_CAPS: dict[str, tuple[str, ...]] = {
     "ALL": ISA_FLAGS,
 }
 
+# On a CPU with bfloat16 instructions, "auto" trains in bfloat16 only where its matmuls run at
+# least this many times as fast as float32's: the elementwise ops and casts gain less, so a
+# bfloat16 step gains about 1.25x at the 1.9x matmul speed-up of an AMD Zen 4.
+BF16_MIN_MATMUL_SPEEDUP = 1.3
+
 # At most this many batches are decoded at a time on a CPU (see `decode_layout`).
 MAX_PARALLEL_BATCHES = 4
 
@@ -94,6 +104,8 @@ class Machine:
         onednn_max_cpu_isa: the cap as set in the environment ("" = none).
         onednn_opts: False when `TF_ENABLE_ONEDNN_OPTS` turns oneDNN off.
         gpus: the GPUs TensorFlow sees.
+        bf16_speedup: bfloat16 over float32 matmul throughput on the CPU; None: measured
+            (`bf16_matmul_speedup`) when a decision needs it.
     """
 
     cpu_model: str
@@ -103,6 +115,7 @@ class Machine:
     onednn_max_cpu_isa: str = ""
     onednn_opts: bool = True
     gpus: tuple[Gpu, ...] = ()
+    bf16_speedup: float | None = None
 
     @property
     def cpu_bf16(self) -> str | None:
@@ -110,6 +123,10 @@ class Machine:
         if not self.onednn_opts:
             return None
         return next((f for f in _BF16_FLAGS if f in self.usable_flags), None)
+
+    def cpu_bf16_speedup(self) -> float:
+        """bfloat16 over float32 matmul throughput here: `bf16_speedup`, else measured."""
+        return self.bf16_speedup if self.bf16_speedup is not None else bf16_matmul_speedup()
 
     @property
     def compute_capability(self) -> tuple[int, int] | None:
@@ -186,6 +203,7 @@ def detect(
     gpus: Sequence[Gpu] | None = None,
     environ: Mapping[str, str] | None = None,
     cores: int | None = None,
+    bf16_speedup: float | None = None,
 ) -> Machine:
     """Reads what this machine has; every argument replaces one source (for tests).
 
@@ -194,6 +212,7 @@ def detect(
         gpus: the GPUs; default: those TensorFlow sees.
         environ: the environment; default `os.environ`.
         cores: CPU cores; default: those this process may run on.
+        bf16_speedup: bfloat16 over float32 matmul throughput; default: measured when needed.
     """
     environ = os.environ if environ is None else environ
     model, flags = _parse_cpuinfo(_read_cpuinfo() if cpuinfo is None else cpuinfo)
@@ -208,6 +227,7 @@ def detect(
         onednn_max_cpu_isa=cap,
         onednn_opts=opts,
         gpus=tuple(_tensorflow_gpus() if gpus is None else gpus),
+        bf16_speedup=bf16_speedup,
     )
 
 
@@ -217,10 +237,41 @@ def this_machine() -> Machine:
     return detect()
 
 
+@functools.cache
+def bf16_matmul_speedup(n: int = 1024, chain: int = 4, repeats: int = 3) -> float:
+    """bfloat16 over float32 throughput of TensorFlow's `[n, n] x [n, n]` matmuls on this
+    machine's default device: the best of `repeats` timings of a chain of `chain` products in
+    each dtype, after one to trace and warm up. Once per process (about 0.3 s on 2 cores)."""
+    import time
+
+    import tensorflow as tf
+
+    def best_seconds(dtype: tf.DType) -> float:
+        a = tf.cast(tf.random.stateless_normal([n, n], seed=[0, 0]) / n**0.5, dtype)
+
+        @tf.function(autograph=False)
+        def run(x):
+            for _ in range(chain):
+                x = tf.matmul(x, a)
+            return tf.reduce_sum(tf.cast(x[:1, :1], tf.float32))
+
+        run(a).numpy()
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            run(a).numpy()
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    return best_seconds(tf.float32) / best_seconds(tf.bfloat16)
+
+
 def _cpu_reason(machine: Machine) -> str:
-    """Why this CPU runs bfloat16 natively or not, e.g. `CPU with AVX512_BF16`."""
+    """Why this CPU runs bfloat16 fast or not, e.g. `CPU with AVX512_BF16, bfloat16 matmuls
+    1.89x float32's`."""
     if machine.cpu_bf16:
-        return f"CPU with {machine.cpu_bf16.upper().replace('AMX_BF16', 'AMX-BF16')}"
+        flag = machine.cpu_bf16.upper().replace("AMX_BF16", "AMX-BF16")
+        return f"CPU with {flag}, bfloat16 matmuls {machine.cpu_bf16_speedup():.2f}x float32's"
     if not machine.onednn_opts and any(f in machine.cpu_flags for f in _BF16_FLAGS):
         return "oneDNN off (TF_ENABLE_ONEDNN_OPTS=0)"
     if any(f in machine.cpu_flags for f in _BF16_FLAGS):
@@ -252,12 +303,24 @@ def _native(policy: str, machine: Machine) -> bool:
     return policy == "bfloat16" and machine.cpu_bf16 is not None
 
 
+def _fast(policy: str, machine: Machine) -> bool:
+    """Whether `policy` is native on `machine` and, for bfloat16 on a CPU, its matmuls run at
+    least `BF16_MIN_MATMUL_SPEEDUP` times float32's."""
+    if not _native(policy, machine):
+        return False
+    if policy != "bfloat16" or machine.gpus:
+        return True
+    return machine.cpu_bf16_speedup() >= BF16_MIN_MATMUL_SPEEDUP
+
+
 def resolve_precision(requested: str, machine: Machine | None = None) -> tuple[str, str]:
     """`train.mixed_precision` as it runs here: (policy, reason).
 
-    "auto" becomes "bfloat16" where the hardware computes in it (x86 CPU with AVX512_BF16 or
-    AMX-BF16, GPUs of compute capability 8.0 or more), "float16" on GPUs of compute capability
-    7.x (the trainer adds loss scaling), else "none" (float32). Any other value is kept.
+    "auto" becomes "bfloat16" where the hardware computes in it fast (x86 CPU with
+    AVX512_BF16 or AMX-BF16 whose bfloat16 matmuls measure at least `BF16_MIN_MATMUL_SPEEDUP`
+    times float32's, GPUs of compute capability 8.0 or more), "float16" on GPUs of compute
+    capability 7.x (the trainer adds loss scaling), else "none" (float32). Any other value is
+    kept.
 
     Args:
         requested: "auto", "none", "bfloat16" or "float16".
@@ -265,7 +328,8 @@ def resolve_precision(requested: str, machine: Machine | None = None) -> tuple[s
 
     Returns:
         The policy in config terms ("none", "bfloat16", "float16") and a short reason, e.g.
-        `("none", "CPU without AVX512_BF16/AMX")`.
+        `("none", "CPU without AVX512_BF16/AMX")` or `("none", "CPU with AVX512_BF16,
+        bfloat16 matmuls 0.53x float32's")`.
 
     Raises:
         ConfigError: "bfloat16" on a CPU with bfloat16 support whose AVX-512 is hidden from
@@ -280,8 +344,10 @@ def resolve_precision(requested: str, machine: Machine | None = None) -> tuple[s
             "crashes; use train.mixed_precision=auto (float32 here) or unset ONEDNN_MAX_CPU_ISA"
         )
     if requested != "auto":
-        if _native(requested, machine):
+        if _fast(requested, machine):
             return requested, "set by train.mixed_precision"
+        if _native(requested, machine):
+            return requested, f"set by train.mixed_precision; slower here: {_cpu_reason(machine)}"
         if machine.gpus:
             where = _gpu_reason(machine)
         else:
@@ -292,28 +358,36 @@ def resolve_precision(requested: str, machine: Machine | None = None) -> tuple[s
             if _native(policy, machine):
                 return policy, _gpu_reason(machine)
         return "none", f"{_gpu_reason(machine)}: no fast float16 or bfloat16"
-    if machine.cpu_bf16:
-        return "bfloat16", _cpu_reason(machine)
-    return "none", _cpu_reason(machine)
+    return ("bfloat16" if _fast("bfloat16", machine) else "none"), _cpu_reason(machine)
 
 
 def training_precision(requested: str, machine: Machine | None = None) -> str:
     """Resolves `train.mixed_precision` and logs it in one line; returns the policy.
 
     Logs e.g. `mixed precision: float32 (CPU without AVX512_BF16/AMX)`, and a warning when
-    an explicit choice is emulated by this machine (it still runs).
+    an explicit choice is emulated by this machine, or is bfloat16 on a CPU whose bfloat16
+    matmuls measure slower than `BF16_MIN_MATMUL_SPEEDUP` times float32's (it still runs).
     """
     machine = machine or this_machine()
     policy, reason = resolve_precision(requested, machine)
     logging.info("mixed precision: %s (%s)", _display(policy), reason)
-    if not _native(policy, machine):
+    if not _fast(policy, machine):
         auto, why = resolve_precision("auto", machine)
+        if _native(policy, machine):
+            cost = (
+                f"its matmuls measure {machine.cpu_bf16_speedup():.2f}x float32's here, "
+                "likely slower than float32 in training"
+            )
+        else:
+            cost = (
+                f"this machine has no native {policy} and TensorFlow emulates it, "
+                f"{'likely ~25% slower' if policy == 'bfloat16' else 'likely slower'} "
+                "than float32 here"
+            )
         logging.warning(
-            "train.mixed_precision=%s: this machine has no native %s and TensorFlow emulates "
-            "it, %s than float32 here; train.mixed_precision=auto picks %s (%s)",
+            "train.mixed_precision=%s: %s; train.mixed_precision=auto picks %s (%s)",
             policy,
-            policy,
-            "likely ~25% slower" if policy == "bfloat16" else "likely slower",
+            cost,
             _display(auto),
             why,
         )

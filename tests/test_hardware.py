@@ -44,8 +44,13 @@ ARM = (
 )
 
 
-def machine(cpuinfo: str = EPYC_AVX2, gpus=(), cores: int = 2, **environ: str):
-    return detect(cpuinfo=cpuinfo, gpus=gpus, environ=environ, cores=cores)
+def machine(
+    cpuinfo: str = EPYC_AVX2, gpus=(), cores: int = 2, bf16_speedup: float = 1.9, **environ: str
+):
+    """A faked machine; bfloat16 matmuls at `bf16_speedup` times float32's (an AMD Zen 4's)."""
+    return detect(
+        cpuinfo=cpuinfo, gpus=gpus, environ=environ, cores=cores, bf16_speedup=bf16_speedup
+    )
 
 
 def test_cpuinfo_model_and_isa_flags():
@@ -60,9 +65,9 @@ def test_cpuinfo_model_and_isa_flags():
 @pytest.mark.parametrize(
     "cpuinfo, expected",
     [
-        (EPYC_BF16, ("bfloat16", "CPU with AVX512_BF16")),
+        (EPYC_BF16, ("bfloat16", "CPU with AVX512_BF16, bfloat16 matmuls 1.90x float32's")),
         (EPYC_AVX2, ("none", "CPU without AVX512_BF16/AMX")),
-        (XEON_AMX, ("bfloat16", "CPU with AMX-BF16")),
+        (XEON_AMX, ("bfloat16", "CPU with AMX-BF16, bfloat16 matmuls 1.90x float32's")),
         (ARM, ("none", "CPU without AVX512_BF16/AMX")),
         ("", ("none", "CPU without AVX512_BF16/AMX")),
     ],
@@ -119,9 +124,78 @@ def test_onednn_caps_that_keep_bf16():
         )
     # AMX capped away, AVX512_BF16 left.
     m = machine(XEON_AMX, ONEDNN_MAX_CPU_ISA="AVX512_CORE_BF16")
-    assert resolve_precision("auto", m) == ("bfloat16", "CPU with AVX512_BF16")
+    assert resolve_precision("auto", m) == (
+        "bfloat16",
+        "CPU with AVX512_BF16, bfloat16 matmuls 1.90x float32's",
+    )
     # The older name of the variable.
     assert resolve_precision("auto", machine(EPYC_BF16, DNNL_MAX_CPU_ISA="AVX2"))[0] == "none"
+
+
+# An Intel Xeon whose AMX is not exposed (as in some virtual machines): AVX512_BF16 and
+# AVX512_FP16, no AMX flags; its bfloat16 matmuls run at about half float32's speed.
+XEON_NO_AMX = _cpuinfo(
+    "Intel(R) Xeon(R) Processor", "avx avx2 fma avx512f avx512_bf16 avx512_fp16 avx512_vnni"
+)
+
+
+@pytest.mark.parametrize(
+    "speedup, policy",
+    [(0.53, "none"), (1.0, "none"), (1.29, "none"), (1.3, "bfloat16"), (1.9, "bfloat16")],
+)
+def test_auto_on_a_bf16_cpu_follows_the_measured_matmul_speed(speedup, policy):
+    m = machine(XEON_NO_AMX, bf16_speedup=speedup)
+    assert resolve_precision("auto", m) == (
+        policy,
+        f"CPU with AVX512_BF16, bfloat16 matmuls {speedup:.2f}x float32's",
+    )
+
+
+def test_explicit_bf16_where_it_measures_slow_runs_and_warns(caplog):
+    m = machine(XEON_NO_AMX, bf16_speedup=0.53)
+    assert resolve_precision("bfloat16", m) == (
+        "bfloat16",
+        "set by train.mixed_precision; slower here: CPU with AVX512_BF16, bfloat16 matmuls "
+        "0.53x float32's",
+    )
+    with caplog.at_level(logging.INFO, logger="absl"):
+        assert training_precision("bfloat16", m) == "bfloat16"
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        "train.mixed_precision=bfloat16: its matmuls measure 0.53x float32's here, likely "
+        "slower than float32 in training; train.mixed_precision=auto picks float32 (CPU with "
+        "AVX512_BF16, bfloat16 matmuls 0.53x float32's)"
+    ]
+
+
+def test_the_matmul_speed_is_measured_only_where_bf16_is_native(monkeypatch):
+    from t2t_lite import hardware
+
+    calls = []
+    monkeypatch.setattr(hardware, "bf16_matmul_speedup", lambda: calls.append(1) or 0.5)
+    for cpuinfo in (EPYC_AVX2, ARM, ""):
+        assert resolve_precision("auto", detect(cpuinfo=cpuinfo, gpus=(), environ={}))[0] == (
+            "none"
+        )
+    capped = detect(cpuinfo=XEON_NO_AMX, gpus=(), environ={"ONEDNN_MAX_CPU_ISA": "AVX2"})
+    assert resolve_precision("auto", capped)[0] == "none"
+    gpu = detect(cpuinfo=XEON_NO_AMX, gpus=[Gpu("A100", (8, 0))], environ={})
+    assert resolve_precision("auto", gpu)[0] == "bfloat16"
+    assert calls == []
+    native = detect(cpuinfo=XEON_NO_AMX, gpus=(), environ={})
+    assert resolve_precision("auto", native)[0] == "none" and calls
+
+
+def test_bf16_matmul_speedup_is_measured_here():
+    from t2t_lite.hardware import bf16_matmul_speedup
+
+    # A small product keeps the test short; the ratio is positive and finite on any CPU
+    # (TensorFlow runs bfloat16 matmuls everywhere, emulated where there is no support).
+    here = detect(gpus=())
+    if "avx512f" in here.cpu_flags and "avx512f" not in here.usable_flags:
+        pytest.skip("ONEDNN_MAX_CPU_ISA hides AVX-512: a bfloat16 matmul would abort")
+    speedup = bf16_matmul_speedup(n=128, chain=2, repeats=2)
+    assert 0.01 < speedup < 100
 
 
 def test_onednn_off_means_float32():
