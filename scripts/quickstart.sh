@@ -5,9 +5,10 @@
 #   bash scripts/quickstart.sh [MODEL_DIR] [extra t2t-train flags]
 #
 # The preset follows the precision `train.mixed_precision: auto` resolves to on this machine
-# (t2t_lite.hardware): configs/multi30k_quick.yaml where bfloat16 is native (CPUs with
-# AVX512_BF16 or AMX, recent GPUs), configs/multi30k_quick_fp32.yaml where training runs in
-# float32 (AVX2-only CPUs), whose 12 minutes hold about a fifth of the steps (docs/tuning.md).
+# (t2t_lite.hardware): configs/multi30k_quick.yaml where training runs in bfloat16 (CPUs with
+# AVX512_BF16 or AMX whose bfloat16 matmuls measure fast, recent GPUs),
+# configs/multi30k_quick_fp32.yaml where it runs in float32 (AVX2-only CPUs, whose 12 minutes
+# hold about a fifth of the steps, and CPUs whose bfloat16 measures slow; docs/tuning.md).
 # QUICKSTART_CONFIG=path overrides the choice.
 #
 # Running it again with the same MODEL_DIR (default runs/quickstart) resumes there.

@@ -140,10 +140,11 @@ class TrainConfig:
     clip_norm: float = 0.0
     # Sum gradients over this many batches before each update.
     accumulate_steps: int = 1
-    # auto: bfloat16 where the hardware computes in it (x86 CPUs with AVX512_BF16 or AMX-BF16,
-    # GPUs of compute capability >= 8.0), float16 with loss scaling on compute capability 7.x,
-    # else none (float32); resolved when training starts (`t2t_lite.hardware`), so a model
-    # directory moved to another machine resolves it there.
+    # auto: bfloat16 where the hardware computes in it fast (GPUs of compute capability >= 8.0;
+    # x86 CPUs with AVX512_BF16 or AMX-BF16 whose bfloat16 matmuls measure >= 1.3x float32's),
+    # float16 with loss scaling on compute capability 7.x, else none (float32); resolved when
+    # training starts (`t2t_lite.hardware`), so a model directory moved to another machine
+    # resolves it there.
     mixed_precision: Literal["auto", "none", "bfloat16", "float16"] = "auto"
     jit_compile: bool = False
     log_every: int = 100
