@@ -17,7 +17,7 @@ and 3, Intel Skylake to Ice Lake). The instructions alone do not make it fast: o
 oneDNN's bfloat16 matmuls run at about 1.9x its float32 ones, on an Intel Xeon whose AMX is
 not exposed (AVX512_BF16 and AVX512_FP16 without AMX flags, as in some virtual machines) at
 about 0.5-0.7x. So on a CPU with bfloat16 instructions, "auto" times both (`bf16_matmul_speedup`,
-about 0.3 s once per process) and takes bfloat16 only where its matmuls run at least
+about 0.4 s once per process) and takes bfloat16 only where its matmuls run at least
 `BF16_MIN_MATMUL_SPEEDUP` times float32's. float16 is fast on GPUs of compute capability 7.x
 and later (with loss scaling).
 
@@ -241,7 +241,7 @@ def this_machine() -> Machine:
 def bf16_matmul_speedup(n: int = 1024, chain: int = 4, repeats: int = 3) -> float:
     """bfloat16 over float32 throughput of TensorFlow's `[n, n] x [n, n]` matmuls on this
     machine's default device: the best of `repeats` timings of a chain of `chain` products in
-    each dtype, after one to trace and warm up. Once per process (about 0.3 s on 2 cores)."""
+    each dtype, after one to trace and warm up. Once per process (about 0.4 s on 2 cores)."""
     import time
 
     import tensorflow as tf
