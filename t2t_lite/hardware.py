@@ -16,7 +16,7 @@ around every op, and training is about 25% slower than in float32 (AVX2-only CPU
 and 3, Intel Skylake to Ice Lake). The instructions alone do not make it fast: on an AMD Zen 4
 oneDNN's bfloat16 matmuls run at about 1.9x its float32 ones, on an Intel Xeon whose AMX is
 not exposed (AVX512_BF16 and AVX512_FP16 without AMX flags, as in some virtual machines) at
-about 0.5-0.7x. So on a CPU with bfloat16 instructions, "auto" times both (`bf16_matmul_speedup`,
+about 0.5-0.8x. So on a CPU with bfloat16 instructions, "auto" times both (`bf16_matmul_speedup`,
 about 0.4 s once per process) and takes bfloat16 only where its matmuls run at least
 `BF16_MIN_MATMUL_SPEEDUP` times float32's. float16 is fast on GPUs of compute capability 7.x
 and later (with loss scaling).
