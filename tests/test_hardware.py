@@ -186,16 +186,17 @@ def test_the_matmul_speed_is_measured_only_where_bf16_is_native(monkeypatch):
     assert resolve_precision("auto", native)[0] == "none" and calls
 
 
-def test_bf16_matmul_speedup_is_measured_here():
-    from t2t_lite.hardware import bf16_matmul_speedup
+def test_matmul_flops_and_the_bf16_speedup_are_measured_here():
+    from t2t_lite.hardware import bf16_matmul_speedup, matmul_flops
 
-    # A small product keeps the test short; the ratio is positive and finite on any CPU
-    # (TensorFlow runs bfloat16 matmuls everywhere, emulated where there is no support).
+    # The rates are positive and finite on any CPU (TensorFlow runs bfloat16 matmuls
+    # everywhere, emulated where there is no support); a small product keeps the test short.
     here = detect(gpus=())
     if "avx512f" in here.cpu_flags and "avx512f" not in here.usable_flags:
         pytest.skip("ONEDNN_MAX_CPU_ISA hides AVX-512: a bfloat16 matmul would abort")
-    speedup = bf16_matmul_speedup(n=128, chain=2, repeats=2)
-    assert 0.01 < speedup < 100
+    for dtype in ("float32", "bfloat16"):
+        assert 1e6 < matmul_flops(dtype, n=128, chain=2, repeats=2) < 1e16
+    assert 0.01 < bf16_matmul_speedup() < 100
 
 
 def test_onednn_off_means_float32():

@@ -6,7 +6,6 @@ import functools
 import json
 import os
 import subprocess
-import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # The data dir when T2T_DATA_DIR is unset and it exists beside the checkout (as scripts/env.sh).
@@ -79,24 +78,12 @@ def matmul_dtypes() -> list[str]:
 
 
 @functools.cache
-def peak_matmul_flops(dtype: str, n: int = 2048, repeats: int = 20) -> float:
-    """Measured FLOP/s of an `[n, n] x [n, n]` matmul chain in `dtype` on this machine (once
-    per process and arguments)."""
-    import tensorflow as tf
+def peak_matmul_flops(dtype: str, n: int = 2048, chain: int = 20) -> float:
+    """Measured FLOP/s of a chain of `chain` `[n, n] x [n, n]` matmuls in `dtype`, timed once
+    after a warm-up run (`t2t_lite.hardware.matmul_flops`)."""
+    from t2t_lite import hardware
 
-    a = tf.random.normal([n, n], dtype=tf.float32)
-    a = tf.cast(a, dtype) / n**0.5
-
-    @tf.function
-    def chain(x):
-        for _ in range(repeats):
-            x = tf.matmul(x, a)
-        return tf.reduce_sum(tf.cast(x, tf.float32))
-
-    chain(a)  # trace and warm up
-    start = time.perf_counter()
-    chain(a).numpy()
-    return 2 * n**3 * repeats / (time.perf_counter() - start)
+    return hardware.matmul_flops(dtype, n=n, chain=chain, repeats=1)
 
 
 def training_flops(cfg, batch: dict) -> float:
