@@ -469,12 +469,16 @@ def apply_decode_layout(layout: DecodeLayout) -> None:
         tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
 
 
-def resolve_auto(cfg: Config, machine: Machine | None = None) -> Config:
+def resolve_auto(
+    cfg: Config, machine: Machine | None = None, precision: str | None = None
+) -> Config:
     """A copy of `cfg` with `train.mixed_precision` and `decode.parallel_batches` as they run
     here ("auto" resolved), e.g. for TensorBoard; the model directory's config.yaml keeps
-    "auto", so a model directory moved to another machine resolves it there."""
+    "auto", so a model directory moved to another machine resolves it there. `precision`,
+    if given, is the one training runs in (the workers' agreed one)."""
     machine = machine or this_machine()
-    precision, _ = resolve_precision(cfg.train.mixed_precision, machine)
+    if precision is None:
+        precision, _ = resolve_precision(cfg.train.mixed_precision, machine)
     layout = decode_layout(parallel_batches=cfg.decode.parallel_batches, machine=machine)
     return dataclasses.replace(
         cfg,

@@ -32,6 +32,7 @@ from t2t_lite.model_dir import build_model
 from t2t_lite.training.losses import cross_entropy, token_weight
 from t2t_lite.training.schedules import make_schedule
 from t2t_lite.training.stopping import STOP_REASONS
+from t2t_lite.training.workers import agreed_precision
 from t2t_lite.vocab import Vocabulary
 
 Batch = dict[str, tf.Tensor]
@@ -109,6 +110,8 @@ class TrainState:
         self.strategy = strategy
         self.schedule = make_schedule(t, cfg.model.d_model)
         self.mixed_precision = training_precision(t.mixed_precision)  # "auto" resolved, logged
+        if t.mixed_precision == "auto":
+            self.mixed_precision = agreed_precision(strategy, self.mixed_precision)
         with dtype_policy(self.mixed_precision), strategy.scope():
             self.model = build_model(cfg, src_vocab, tgt_vocab)
             optimizer = keras.optimizers.Adam(

@@ -347,7 +347,8 @@ class _Trainer:
         self.state.trace_train_step(self.iterator.element_spec)
         self.summaries = Summaries(run.model_dir, enabled=run.chief)
         if self.start_step == 0:
-            self.summaries.config(0, resolve_auto(cfg).to_yaml())  # as run here
+            as_run = resolve_auto(cfg, precision=self.state.mixed_precision)
+            self.summaries.config(0, as_run.to_yaml())
 
     def __call__(self) -> TrainResult:
         """Trains until `train.steps` or an agreed stop request; saves; returns how it ended."""

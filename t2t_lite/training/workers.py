@@ -21,12 +21,15 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 
+import numpy as np
 import tensorflow as tf
 from absl import logging
 
 from t2t_lite.config import ConfigError
 
 KEEP_WORKER_TMP = "T2T_KEEP_WORKER_TMP"
+# train.mixed_precision values once "auto" is resolved, in the order `agreed_precision` sends.
+PRECISIONS = ("none", "bfloat16", "float16")
 
 
 def make_strategy() -> tf.distribute.Strategy:
@@ -70,25 +73,50 @@ def write_dir(model_dir: str, chief: bool) -> Iterator[str]:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def check_agreement(strategy: tf.distribute.Strategy, what: str, value: int) -> None:
-    """Raises unless every replica of every worker passes the same `value`.
+def gathered(strategy: tf.distribute.Strategy, value: int) -> np.ndarray:
+    """`value` of every replica of every worker, `[replicas]` (int64).
 
-    A collective (the values are all-gathered; their minimum and maximum must be equal):
-    every worker must call it at the same point of the run, which also makes it a barrier.
-    Free with one replica.
+    A collective: every worker must call it at the same point of the run, which also makes
+    it a barrier. Free with one replica.
+    """
+    if strategy.num_replicas_in_sync == 1:
+        return np.array([value], np.int64)
+    local = strategy.experimental_distribute_values_from_function(
+        lambda ctx: tf.constant([value], tf.int64)
+    )
+    return strategy.gather(local, axis=0).numpy()
+
+
+def check_agreement(strategy: tf.distribute.Strategy, what: str, value: int) -> None:
+    """Raises unless every replica of every worker passes the same `value` (`gathered`).
 
     Raises:
         ConfigError: naming `what` and the values, e.g. the workers do not share the model
             directory's filesystem and found different checkpoints.
     """
-    if strategy.num_replicas_in_sync == 1:
-        return
-    local = strategy.experimental_distribute_values_from_function(
-        lambda ctx: tf.constant([value], tf.int64)
-    )
-    values = strategy.gather(local, axis=0).numpy()  # [replicas of all workers]
+    values = gathered(strategy, value)
     if values.min() != values.max():
         raise ConfigError(
             f"the workers disagree on {what} (from {values.min()} to {values.max()}); they must "
             "all see the model directory on a shared filesystem"
         )
+
+
+def agreed_precision(strategy: tf.distribute.Strategy, policy: str) -> str:
+    """The precision every worker trains in, given what this one resolved "auto" to.
+
+    Each worker resolves `train.mixed_precision: auto` on its own machine, and a CPU close to
+    the bfloat16 threshold can measure either way (`t2t_lite.hardware`). Where the workers
+    agree, `policy`; where they do not, "none" (float32, which every machine runs natively),
+    with a warning. A collective, as `gathered`.
+    """
+    values = gathered(strategy, PRECISIONS.index(policy))
+    if values.min() == values.max():
+        return policy
+    found = sorted({PRECISIONS[v] for v in values.tolist()})
+    logging.warning(
+        "mixed precision: float32: the workers resolved train.mixed_precision=auto to %s; "
+        "float32 is the precision all of them run natively",
+        " and ".join("float32" if p == "none" else p for p in found),
+    )
+    return "none"

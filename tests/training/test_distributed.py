@@ -59,6 +59,10 @@ SCRIPT = textwrap.dedent(
     one_losses, one_weights = run(tf.distribute.get_strategy(), split=False)
     mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     assert mirrored.num_replicas_in_sync == 2
+    from t2t_lite.training.workers import agreed_precision, gathered
+
+    assert gathered(mirrored, 3).tolist() == [3, 3]
+    assert agreed_precision(mirrored, "bfloat16") == "bfloat16"
     two_losses, two_weights = run(mirrored, split=True)
     print("one", one_losses)
     print("two", two_losses)

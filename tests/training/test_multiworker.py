@@ -17,7 +17,8 @@ import numpy as np
 import tensorflow as tf
 
 from t2t_lite.constants import BEST, BEST_JSON, CHECKPOINTS, LOGS
-from t2t_lite.training.workers import KEEP_WORKER_TMP, write_dir
+from t2t_lite.training import workers
+from t2t_lite.training.workers import KEEP_WORKER_TMP, agreed_precision, write_dir
 from tests.helpers import CONFIGS, REPO
 from tests.train_helpers import write_copy_task
 
@@ -184,3 +185,18 @@ def test_non_chief_write_dir_is_removed_unless_kept(tmp_path, monkeypatch):
     with write_dir("runs/m", chief=False) as kept:
         pass
     assert os.path.isdir(kept)
+
+
+def test_workers_that_resolve_auto_differently_train_in_float32(monkeypatch):
+    strategy = tf.distribute.get_strategy()
+    for policy in ("none", "bfloat16", "float16"):
+        assert agreed_precision(strategy, policy) == policy  # one replica: its own choice
+    # Two workers near the bfloat16 threshold, one measuring each way.
+    monkeypatch.setattr(workers, "gathered", lambda strategy, value: np.array([1, 0, 1]))
+    warnings = []
+    monkeypatch.setattr(workers.logging, "warning", lambda msg, *a: warnings.append(msg % a))
+    assert agreed_precision(strategy, "bfloat16") == "none"
+    assert warnings == [
+        "mixed precision: float32: the workers resolved train.mixed_precision=auto to bfloat16 "
+        "and float32; float32 is the precision all of them run natively"
+    ]
