@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from t2t_lite.layers.dense import Dense, dense_2d
 from t2t_lite.layers.dropout import Dropout
+from t2t_lite.layers.shapes import leading_sizes
 
 # Hidden units added where a float32 hidden row would fill a multiple of 4 KiB: 256 bytes more.
 HIDDEN_PADDING = 64
@@ -25,6 +26,47 @@ def hidden_width(d_ff: int, dtype) -> int:
     if tf.as_dtype(dtype) == tf.float32 and (d_ff * 4) % 4096 == 0:
         return d_ff + HIDDEN_PADDING
     return d_ff
+
+
+def relu_dense_dropped(x: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor, dropout: Dropout):
+    """`where(keep, relu(x @ kernel + bias), 0)`: dropout's mask without its factor, and a
+    gradient that is one `ReluGrad` for the ReLU and the mask together.
+
+    The output is positive exactly where the mask keeps a positive pre-activation, so the
+    gradient of the pre-activation is `ReluGrad(dy, output)`: one pass over `[N, F]`, where
+    autodiff of dropout after the ReLU takes two (the mask's multiply, then `ReluGrad`), and
+    the forward pass selects instead of multiplying by a selected factor (two passes). The
+    caller applies the factor `1 / (1 - p)` (e.g. to the next kernel).
+
+    Args:
+        x: `[..., D]`; computed in its dtype.
+        kernel: `[D, F]`.
+        bias: `[F]`.
+        dropout: the layer whose `keep_mask` (and seed generator) masks `[..., F]`.
+
+    Returns:
+        `[..., F]`.
+    """
+    flat = tf.reshape(x, [-1, x.shape[-1]])  # [..., D] -> [N, D]
+
+    @tf.custom_gradient
+    def masked(flat, kernel, bias):
+        hidden = dense_2d(flat, kernel, bias, tf.nn.relu)  # [N, F], one fused oneDNN op
+        keep, _ = dropout.keep_mask(hidden)
+        out = tf.where(keep, hidden, tf.zeros([], hidden.dtype))
+
+        def grad(d_out):
+            d_pre = tf.raw_ops.ReluGrad(gradients=d_out, features=out)  # [N, F]
+            return (
+                tf.matmul(d_pre, kernel, transpose_b=True),  # [N, D]
+                tf.matmul(flat, d_pre, transpose_a=True),  # [D, F]
+                tf.raw_ops.BiasAddGrad(out_backprop=d_pre),  # [F]
+            )
+
+        return out, grad
+
+    out = masked(flat, tf.cast(kernel, x.dtype), tf.cast(bias, x.dtype))
+    return tf.reshape(out, leading_sizes(x) + [kernel.shape[-1]])  # [..., F]
 
 
 @keras.saving.register_keras_serializable(package="t2t_lite")
@@ -87,8 +129,13 @@ class FeedForward(keras.layers.Layer):
         if not (self.inner.plain and self.outer.plain):
             return self.outer(self.dropout_layer(self.inner(inputs), training=training))
         inner, bias, outer = self.kernels() if kernels is None else kernels
+        if training and self.dropout_layer.threshold > 0:
+            # The survivors' factor 1 / (1 - p) goes on the outer kernel `[F, D]` instead of
+            # on the hidden activations `[N, F]`.
+            hidden = relu_dense_dropped(inputs, inner, bias, self.dropout_layer)
+            scale = 1.0 / (1.0 - self.dropout_layer.drop_probability)
+            return dense_2d(hidden, tf.cast(outer, hidden.dtype) * scale, self.outer.bias)
         hidden = dense_2d(inputs, inner, bias, self.inner.activation)  # -> [B, T, F]
-        hidden = self.dropout_layer(hidden, training=training)
         return dense_2d(hidden, outer, self.outer.bias)  # -> [B, T, D]
 
     def get_config(self):

@@ -231,6 +231,42 @@ def test_feed_forward_padding_changes_nothing(policy):
         np.testing.assert_allclose(got.numpy(), want.numpy(), atol=tolerance, rtol=tolerance)
 
 
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+@pytest.mark.parametrize("d_ff", [16, 1024])
+@pytest.mark.parametrize("in_graph", [False, True])
+def test_feed_forward_dropout_is_dropout_after_the_relu(policy, d_ff, in_graph):
+    layer = FeedForward(8, d_ff, dropout=0.3, dtype=policy)
+    x = tf.cast(tf.random.stateless_normal([3, 37, 8], seed=[5, 6]), layer.compute_dtype)
+    layer(x)
+    seeds = layer.dropout_layer.seed_generator.state
+    start = seeds.numpy()
+    variables = [*layer.trainable_variables]
+
+    def run(reference):
+        seeds.assign(start)  # the same mask for both
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            if reference:  # dropout's multiply after the ReLU, by autodiff
+                w1, b1, w2 = (tf.cast(v, x.dtype) for v in layer.kernels())  # padded
+                hidden = tf.nn.relu(tf.reshape(x, [-1, 8]) @ w1 + b1)
+                hidden = layer.dropout_layer(hidden, training=True)
+                y = tf.reshape(hidden @ w2 + tf.cast(layer.outer.bias, x.dtype), x.shape)
+            else:
+                y = layer(x, training=True)
+            loss = tf.reduce_sum(tf.cast(y, tf.float32) * tf.range(37.0)[:, None])
+        return [y, *tape.gradient(loss, [x, *variables])]
+
+    if in_graph:
+        run = tf.function(run)
+    got, want = run(False), run(True)
+    assert not np.allclose(got[0].numpy(), layer(x).numpy(), rtol=0.1)  # it does drop
+    tolerance = 1e-5 if policy == "float32" else 3e-2
+    for a, b in zip(got, want, strict=True):
+        assert a.shape == b.shape and a.dtype == b.dtype
+        a, b = (t.numpy().astype(np.float32) for t in (a, b))
+        np.testing.assert_allclose(a, b, atol=tolerance * np.abs(b).max(), rtol=tolerance)
+
+
 def test_feed_forward_with_lora_computes_with_the_lora_kernel():
     layer = FeedForward(8, 16)
     layer(X)
