@@ -57,15 +57,19 @@ class Dropout(keras.layers.Layer):
     def call(self, inputs, training=False):
         if not training or self.threshold == 0:
             return inputs
-        keep, scale = self.keep_mask(inputs)
-        return inputs * tf.where(keep, scale, tf.zeros([], inputs.dtype))
+        scale = tf.cast(self.scale, inputs.dtype)
+        return inputs * tf.where(self.keep_mask(inputs), scale, tf.zeros([], inputs.dtype))
+
+    @property
+    def scale(self) -> float:
+        """The factor `1 / (1 - p)` of the survivors."""
+        return 1.0 / (1.0 - self.drop_probability)
 
     def keep_mask(self, inputs):
-        """`(keep, scale)` for a training call on `inputs`: the mask of the elements kept
-        (bool, the shape of `inputs`, from the generator's next seed) and the factor
-        `1 / (1 - p)` of the survivors (a scalar of the dtype of `inputs`). Where the
-        factor can go elsewhere (`FeedForward` folds it into the next layer's kernel), the
-        caller masks with `tf.where(keep, inputs, 0)` alone."""
+        """The mask of the elements of `inputs` a training call keeps: bool, the shape of
+        `inputs`, from the generator's next seed. Where the factor `scale` can go elsewhere
+        (`FeedForward` folds it into the next layer's kernel), the caller masks with
+        `tf.where(keep, inputs, 0)` alone."""
         shape, width = tf.shape(inputs), inputs.shape[-1]
         per_word = _WORD_BITS // self.bits
         signed = tf.int8 if self.bits == 8 else tf.int16
@@ -76,8 +80,7 @@ class Dropout(keras.layers.Layer):
             words = self._words([(size + per_word - 1) // per_word])
             units = tf.reshape(tf.bitcast(words, signed), [-1])[:size]
         # Signed units are uniform on [-L/2, L/2): u >= t - L/2 keeps 1 - t / L of them.
-        keep = tf.reshape(units >= self.threshold - 2 ** (self.bits - 1), shape)
-        return keep, tf.cast(1.0 / (1.0 - self.drop_probability), inputs.dtype)
+        return tf.reshape(units >= self.threshold - 2 ** (self.bits - 1), shape)
 
     def _words(self, shape):
         """Random uint32 of `shape` from the next seed of the layer's generator."""

@@ -52,8 +52,7 @@ def relu_dense_dropped(x: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor, dropout
     @tf.custom_gradient
     def masked(flat, kernel, bias):
         hidden = dense_2d(flat, kernel, bias, tf.nn.relu)  # [N, F], one fused oneDNN op
-        keep, _ = dropout.keep_mask(hidden)
-        out = tf.where(keep, hidden, tf.zeros([], hidden.dtype))
+        out = tf.where(dropout.keep_mask(hidden), hidden, tf.zeros([], hidden.dtype))
 
         def grad(d_out):
             d_pre = tf.raw_ops.ReluGrad(gradients=d_out, features=out)  # [N, F]
@@ -133,8 +132,8 @@ class FeedForward(keras.layers.Layer):
             # The survivors' factor 1 / (1 - p) goes on the outer kernel `[F, D]` instead of
             # on the hidden activations `[N, F]`.
             hidden = relu_dense_dropped(inputs, inner, bias, self.dropout_layer)
-            scale = 1.0 / (1.0 - self.dropout_layer.drop_probability)
-            return dense_2d(hidden, tf.cast(outer, hidden.dtype) * scale, self.outer.bias)
+            outer = tf.cast(outer, hidden.dtype) * self.dropout_layer.scale
+            return dense_2d(hidden, outer, self.outer.bias)
         hidden = dense_2d(inputs, inner, bias, self.inner.activation)  # -> [B, T, F]
         return dense_2d(hidden, outer, self.outer.bias)  # -> [B, T, D]
 
