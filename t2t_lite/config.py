@@ -21,6 +21,9 @@ from typing import Any, Literal, get_args, get_origin
 
 import yaml
 
+# train.mixed_precision: "auto" is resolved when training starts (`t2t_lite.hardware`).
+MixedPrecision = Literal["auto", "none", "bfloat16", "float16"]
+
 
 class ConfigError(ValueError):
     """A configuration file or override is invalid; the message names key and source."""
@@ -145,7 +148,7 @@ class TrainConfig:
     # float16 with loss scaling on compute capability 7.x, else none (float32); resolved when
     # training starts (`t2t_lite.hardware`), so a model directory moved to another machine
     # resolves it there.
-    mixed_precision: Literal["auto", "none", "bfloat16", "float16"] = "auto"
+    mixed_precision: MixedPrecision = "auto"
     jit_compile: bool = False
     log_every: int = 100
     save_every: int = 1000

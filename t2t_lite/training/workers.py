@@ -20,16 +20,17 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from typing import get_args
 
 import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from t2t_lite.config import ConfigError
+from t2t_lite.config import ConfigError, MixedPrecision
 
 KEEP_WORKER_TMP = "T2T_KEEP_WORKER_TMP"
 # train.mixed_precision values once "auto" is resolved, in the order `agreed_precision` sends.
-PRECISIONS = ("none", "bfloat16", "float16")
+PRECISIONS = tuple(p for p in get_args(MixedPrecision) if p != "auto")
 
 
 def make_strategy() -> tf.distribute.Strategy:
