@@ -30,6 +30,7 @@ from t2t_lite.data import tokens_per_batch
 from t2t_lite.hardware import training_precision
 from t2t_lite.model_dir import build_model
 from t2t_lite.training.losses import cross_entropy, token_weight
+from t2t_lite.training.optimizer import Adam
 from t2t_lite.training.schedules import make_schedule
 from t2t_lite.training.stopping import STOP_REASONS
 from t2t_lite.training.workers import agreed_precision
@@ -114,7 +115,7 @@ class TrainState:
             self.mixed_precision = agreed_precision(strategy, self.mixed_precision)
         with dtype_policy(self.mixed_precision), strategy.scope():
             self.model = build_model(cfg, src_vocab, tgt_vocab)
-            optimizer = keras.optimizers.Adam(
+            optimizer = Adam(
                 learning_rate=self.schedule,
                 beta_1=t.adam_beta1,
                 beta_2=t.adam_beta2,
