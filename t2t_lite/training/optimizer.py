@@ -4,7 +4,8 @@ Keras' Adam writes each variable's update as about a dozen elementwise ops, each
 the variable, its moments or its gradient; TensorFlow's `ResourceApplyAdam` reads and writes
 each of them once. The rule is Keras' (Kingma and Ba with the bias corrections folded into
 the learning rate, epsilon added to `sqrt(v)`), and the moments are the same Keras
-variables, so checkpoints do not change. Other dtypes and `amsgrad` take Keras' update.
+variables, so checkpoints do not change. Other dtypes, sparse gradients (`IndexedSlices`)
+and `amsgrad` take Keras' update.
 
 Example:
     >>> optimizer = Adam(learning_rate=schedule, beta_1=0.9, beta_2=0.98, epsilon=1e-9)
@@ -20,7 +21,7 @@ class Adam(keras.optimizers.Adam):
     """`keras.optimizers.Adam` with a fused update for float32 variables."""
 
     def update_step(self, gradient, variable, learning_rate):
-        if self.amsgrad or variable.dtype != tf.float32:
+        if self.amsgrad or variable.dtype != tf.float32 or isinstance(gradient, tf.IndexedSlices):
             return super().update_step(gradient, variable, learning_rate)
         index = self._get_variable_index(variable)
         step = tf.cast(self.iterations + 1, tf.float32)

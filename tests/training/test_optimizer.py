@@ -50,3 +50,17 @@ def test_other_dtypes_take_keras_update():
     reference, reference_moments = run(keras.optimizers.Adam, "float16", 3, True)
     for a, b in zip(fused + fused_moments, reference + reference_moments, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_sparse_gradients_take_keras_update():
+    def update(optimizer_class):
+        variable = keras.Variable(np.ones((5, 3), "float32"))
+        optimizer = optimizer_class(learning_rate=0.1)
+        optimizer.build([variable])
+        rows = tf.IndexedSlices(tf.ones((2, 3)), tf.constant([1, 3]), tf.constant([5, 3]))
+        optimizer.apply_gradients([(rows, variable)])
+        return variable.numpy()
+
+    updated = update(Adam)
+    np.testing.assert_array_equal(updated, update(keras.optimizers.Adam))
+    assert (updated[[1, 3]] < 1).all() and (updated[[0, 2, 4]] == 1).all()
