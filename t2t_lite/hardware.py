@@ -27,7 +27,7 @@ Example:
     >>> decode_layout().summary()
     '2 batches at a time, 1 intra-op thread each, graph optimizer off (2 CPU cores, no GPU)'
     >>> machine_line()
-    'CPU AMD EPYC 7B12 (2 cores; avx2), TensorFlow 2.21.0, no GPU'
+    'CPU AMD EPYC 7B12 (2 cores; avx2), TensorFlow 2.21.0, oneDNN 3.7.3, no GPU'
 """
 
 from __future__ import annotations
@@ -487,16 +487,77 @@ def resolve_auto(
     )
 
 
-def machine_info(machine: Machine | None = None) -> dict[str, Any]:
-    """What a benchmark records about the machine: CPU, cores, ISA flags, GPUs, TensorFlow.
+@dataclasses.dataclass(frozen=True)
+class OneDnn:
+    """The oneDNN library inside TensorFlow, as it describes itself.
+
+    Attributes:
+        version: e.g. "3.7.3"; "" where TensorFlow runs no oneDNN primitive on the CPU
+            (builds without oneDNN) or it could not be asked.
+        isa: the instructions oneDNN uses here, in its words, e.g. "Intel AVX-512 with
+            float16, Intel DL Boost and bfloat16 support and Intel AMX with bfloat16 and 8-bit
+            integer support"; "" when unknown.
+    """
+
+    version: str = ""
+    isa: str = ""
+
+
+def parse_onednn_verbose(text: str) -> OneDnn:
+    """The version and ISA from oneDNN's verbose header (`ONEDNN_VERBOSE=1` output), whose
+    lines read `onednn_verbose,v1,info,oneDNN v3.7.3 (commit N/A)` and
+    `onednn_verbose,v1,info,cpu,isa:Intel AVX2` (older releases omit the `v1,` field)."""
+    version = isa = ""
+    for line in text.splitlines():
+        if not line.startswith(("onednn_verbose,", "dnnl_verbose,")):
+            continue
+        fields = line.split(",")
+        for i, field in enumerate(fields):
+            if field.startswith("oneDNN v") and not version:
+                version = field[len("oneDNN v") :].split()[0]
+            elif field.startswith("isa:") and fields[i - 1] == "cpu" and not isa:
+                isa = ",".join(fields[i:])[len("isa:") :].strip()
+    return OneDnn(version, isa)
+
+
+@functools.cache
+def onednn_info(timeout_s: float = 120.0) -> OneDnn:
+    """oneDNN's version and ISA, asked once per process: TensorFlow has no API for them, so a
+    child Python (this interpreter, this environment, `ONEDNN_VERBOSE=1`) multiplies two small
+    matrices on the CPU and this reads oneDNN's verbose header from its output (a few seconds,
+    for importing TensorFlow). `OneDnn()` if the child fails or prints no header."""
+    import subprocess
+    import sys
+
+    code = (
+        "import tensorflow as tf\n"
+        "with tf.device('/CPU:0'):\n"
+        "    tf.matmul(tf.ones([16, 16]), tf.ones([16, 16])).numpy()\n"
+    )
+    env = dict(os.environ, ONEDNN_VERBOSE="1", TF_CPP_MIN_LOG_LEVEL="3")
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True,
+            timeout=timeout_s, check=False,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return OneDnn()
+    return parse_onednn_verbose(done.stdout + "\n" + done.stderr)
+
+
+def machine_info(machine: Machine | None = None, onednn: OneDnn | None = None) -> dict[str, Any]:
+    """What a benchmark records about the machine: CPU, cores, ISA flags, GPUs, TensorFlow
+    and oneDNN.
 
     Keys: `cpu`, `cores`, `isa` (the `ISA_FLAGS` the CPU has), `onednn_max_cpu_isa` and
     `onednn_opts` (only when set in the environment), `gpus` (name and compute capability),
-    `tensorflow` (version).
+    `tensorflow` (version), `onednn` (`version` and `isa`, as oneDNN reports them; default
+    `onednn_info()`).
     """
     import tensorflow as tf
 
     machine = machine or this_machine()
+    onednn = onednn if onednn is not None else onednn_info()
     info: dict[str, Any] = {
         "cpu": machine.cpu_model,
         "cores": machine.cores,
@@ -511,13 +572,14 @@ def machine_info(machine: Machine | None = None) -> dict[str, Any]:
         for g in machine.gpus
     ]
     info["tensorflow"] = tf.__version__
+    info["onednn"] = {"version": onednn.version, "isa": onednn.isa}
     return info
 
 
-def machine_line(machine: Machine | None = None) -> str:
+def machine_line(machine: Machine | None = None, onednn: OneDnn | None = None) -> str:
     """`machine_info` in one line, e.g. `CPU AMD EPYC 7B12 (2 cores; avx2), TensorFlow 2.21.0,
-    no GPU`."""
-    info = machine_info(machine)
+    oneDNN 3.7.3, no GPU`."""
+    info = machine_info(machine, onednn)
     isa = " ".join(info["isa"]) or "no AVX2"
     parts = [f"CPU {info['cpu']} ({info['cores']} cores; {isa})"]
     if "onednn_max_cpu_isa" in info:
@@ -525,6 +587,8 @@ def machine_line(machine: Machine | None = None) -> str:
     if "onednn_opts" in info:
         parts.append("TF_ENABLE_ONEDNN_OPTS=0")
     parts.append(f"TensorFlow {info['tensorflow']}")
+    if info["onednn"]["version"]:
+        parts.append(f"oneDNN {info['onednn']['version']}")
     gpus = [f"{g['name']} (compute capability {g['compute_capability']})" for g in info["gpus"]]
     parts.append(", ".join(gpus) if gpus else "no GPU")
     return ", ".join(parts)

@@ -8,11 +8,14 @@ import tensorflow as tf
 from t2t_lite.config import ConfigError, config_from_dict
 from t2t_lite.hardware import (
     Gpu,
+    OneDnn,
     apply_decode_layout,
     decode_layout,
     detect,
     machine_info,
     machine_line,
+    onednn_info,
+    parse_onednn_verbose,
     resolve_auto,
     resolve_precision,
     training_precision,
@@ -308,17 +311,45 @@ def test_apply_decode_layout(monkeypatch):
 
 def test_machine_info_and_line():
     m = machine(EPYC_BF16, ONEDNN_MAX_CPU_ISA="AVX2")
-    info = machine_info(m)
+    onednn = OneDnn("3.7.3", "Intel AVX2")
+    info = machine_info(m, onednn)
     assert info["cpu"] == "AMD EPYC 9654 96-Core Processor" and info["cores"] == 2
     assert info["isa"] == ["avx2", "avx512f", "avx512_bf16"]
     assert info["onednn_max_cpu_isa"] == "AVX2" and info["gpus"] == []
-    line = machine_line(m)
+    assert info["onednn"] == {"version": "3.7.3", "isa": "Intel AVX2"}
+    line = machine_line(m, onednn)
     assert line.startswith("CPU AMD EPYC 9654 96-Core Processor (2 cores; avx2 avx512f")
     assert "ONEDNN_MAX_CPU_ISA=AVX2" in line and line.endswith("no GPU")
-    assert f"TensorFlow {info['tensorflow']}" in line
-    gpu_line = machine_line(machine(ARM, gpus=[Gpu("Tesla V100", (7, 0))]))
-    assert "(2 cores; no AVX2)" in gpu_line
+    assert f"TensorFlow {info['tensorflow']}, oneDNN 3.7.3, no GPU" in line
+    gpu_line = machine_line(machine(ARM, gpus=[Gpu("Tesla V100", (7, 0))]), OneDnn())
+    assert "(2 cores; no AVX2)" in gpu_line and "oneDNN" not in gpu_line
     assert gpu_line.endswith("Tesla V100 (compute capability 7.0)")
+
+
+def test_parse_onednn_verbose():
+    v3 = (
+        "onednn_verbose,v1,info,oneDNN v3.7.3 (commit N/A)\n"
+        "onednn_verbose,v1,info,cpu,runtime:threadpool,nthr:2\n"
+        "onednn_verbose,v1,info,cpu,isa:Intel AVX-512 with float16, Intel DL Boost and "
+        "bfloat16 support and Intel AMX with bfloat16 and 8-bit integer support\n"
+        "onednn_verbose,v1,info,gpu,runtime:none\n"
+        "onednn_verbose,v1,primitive,exec,cpu,matmul,brg_matmul:avx512_core,...\n"
+    )
+    assert parse_onednn_verbose("noise\n" + v3) == OneDnn(
+        "3.7.3",
+        "Intel AVX-512 with float16, Intel DL Boost and bfloat16 support and Intel AMX with "
+        "bfloat16 and 8-bit integer support",
+    )
+    v2 = "dnnl_verbose,info,oneDNN v2.7.3 (commit abc)\ndnnl_verbose,info,cpu,isa:Intel AVX2\n"
+    assert parse_onednn_verbose(v2) == OneDnn("2.7.3", "Intel AVX2")
+    assert parse_onednn_verbose("TensorFlow logs only\n") == OneDnn()
+
+
+def test_onednn_info_asks_this_tensorflow():
+    # A child process of this interpreter: TensorFlow's x86-64 Linux wheels carry oneDNN.
+    info = onednn_info()
+    assert info.version.count(".") == 2 and info.version.split(".")[0].isdigit()
+    assert info.isa
 
 
 def test_this_process_sees_no_gpu():
