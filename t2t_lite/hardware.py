@@ -7,7 +7,8 @@ environment variables: `ONEDNN_MAX_CPU_ISA` (or its older name `DNNL_MAX_CPU_ISA
 instructions oneDNN may use, so `ONEDNN_MAX_CPU_ISA=AVX2` makes an AVX-512 CPU count as an
 AVX2-only one (there an explicit bfloat16 is refused: TensorFlow would crash);
 `TF_ENABLE_ONEDNN_OPTS=0` turns oneDNN off, leaving bfloat16 to Eigen, which
-emulates it.
+emulates it. Benchmarks also record oneDNN's version and the instructions it reports using
+(`onednn_info`, which asks a child process).
 
 bfloat16 can be fast only where the hardware computes in it: x86 CPUs with AVX512_BF16 (AMD
 Zen 4 and newer, Intel Cooper Lake and newer) or AMX-BF16 (Intel Sapphire Rapids and newer),
@@ -523,9 +524,10 @@ def parse_onednn_verbose(text: str) -> OneDnn:
 @functools.cache
 def onednn_info(timeout_s: float = 120.0) -> OneDnn:
     """oneDNN's version and ISA, asked once per process: TensorFlow has no API for them, so a
-    child Python (this interpreter, this environment, `ONEDNN_VERBOSE=1`) multiplies two small
-    matrices on the CPU and this reads oneDNN's verbose header from its output (a few seconds,
-    for importing TensorFlow). `OneDnn()` if the child fails or prints no header."""
+    child Python (this interpreter, this environment with `ONEDNN_VERBOSE=1` and no GPU)
+    multiplies two small matrices on the CPU and this reads oneDNN's verbose header from its
+    output (a few seconds, for importing TensorFlow). `OneDnn()` if the child fails or prints
+    no header."""
     import subprocess
     import sys
 
@@ -534,7 +536,8 @@ def onednn_info(timeout_s: float = 120.0) -> OneDnn:
         "with tf.device('/CPU:0'):\n"
         "    tf.matmul(tf.ones([16, 16]), tf.ones([16, 16])).numpy()\n"
     )
-    env = dict(os.environ, ONEDNN_VERBOSE="1", TF_CPP_MIN_LOG_LEVEL="3")
+    # The child leaves the GPUs alone: oneDNN is the CPU's library.
+    env = dict(os.environ, ONEDNN_VERBOSE="1", TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="-1")
     try:
         done = subprocess.run(
             [sys.executable, "-c", code], env=env, capture_output=True, text=True,
